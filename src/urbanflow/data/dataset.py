@@ -1,0 +1,176 @@
+"""CityDataset: the one validated value every layer works with."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from urbanflow.errors import DataError
+from urbanflow.graph.graph import SensorGraph
+
+
+@dataclass(frozen=True)
+class Sensors:
+    """Sensor identities and positions, in the order of the readings' ``n`` axis.
+
+    Coordinates are degrees (WGS 84); NaN where a format gives none (PEMS0X files).
+    """
+
+    ids: tuple[str, ...]
+    latitude: np.ndarray
+    longitude: np.ndarray
+    names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        ids = tuple(str(i) for i in self.ids)
+        object.__setattr__(self, "ids", ids)
+        lat = np.asarray(self.latitude, dtype=np.float64)
+        lon = np.asarray(self.longitude, dtype=np.float64)
+        object.__setattr__(self, "latitude", lat)
+        object.__setattr__(self, "longitude", lon)
+        if lat.shape != (len(ids),) or lon.shape != (len(ids),):
+            raise DataError(
+                f"sensors: {len(ids)} ids but {lat.size} latitudes and {lon.size} longitudes"
+            )
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            duplicate = next(i for i in ids if i in seen or seen.add(i))
+            raise DataError(f"sensors: id {duplicate!r} appears twice; give each sensor one row")
+        bad_lat = np.flatnonzero(np.abs(lat) > 90)
+        if bad_lat.size:
+            i = bad_lat[0]
+            raise DataError(
+                f"sensors: latitude {lat[i]} of sensor {ids[i]!r} is outside -90..90; "
+                "check the column order (latitude, longitude) and the value"
+            )
+        bad_lon = np.flatnonzero(np.abs(lon) > 180)
+        if bad_lon.size:
+            i = bad_lon[0]
+            raise DataError(
+                f"sensors: longitude {lon[i]} of sensor {ids[i]!r} is outside -180..180; "
+                "check the column order (latitude, longitude) and the value"
+            )
+        if self.names is not None:
+            names = tuple("" if n is None else str(n) for n in self.names)
+            if len(names) != len(ids):
+                raise DataError(f"sensors: {len(ids)} ids but {len(names)} names")
+            object.__setattr__(self, "names", names)
+
+    @property
+    def has_coordinates(self) -> bool:
+        return bool(np.isfinite(self.latitude).all() and np.isfinite(self.longitude).all())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index_of(self) -> dict[str, int]:
+        return {sensor_id: i for i, sensor_id in enumerate(self.ids)}
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """What the readings measure and where they come from."""
+
+    name: str
+    quantity: str = "value"
+    unit: str = ""
+    frequency: str = ""
+    timezone: str = "UTC"
+    null_value: float | None = None
+    source: str = ""
+    licence: str = ""
+    channels: tuple[str, ...] = ("value",)
+
+
+@dataclass(frozen=True)
+class CityDataset:
+    """Readings of a sensor network on a regular time grid.
+
+    ``readings``: ``[t n c]`` float32, NaN where a reading is missing (a reader turns the
+    declared null value into NaN). Channel 0 is the quantity forecast.
+    ``timestamps``: ``[t]`` timezone-aware, strictly increasing, one ``frequency`` apart.
+    """
+
+    readings: np.ndarray
+    timestamps: pd.DatetimeIndex
+    sensors: Sensors
+    graph: SensorGraph
+    metadata: DatasetMetadata
+
+    def __post_init__(self) -> None:
+        readings = np.asarray(self.readings, dtype=np.float32)
+        object.__setattr__(self, "readings", readings)
+        if readings.ndim != 3:
+            raise DataError(f"readings must be [t n c]; got {readings.ndim} dimensions")
+        steps, num_sensors, channels = readings.shape
+        if steps == 0 or num_sensors == 0 or channels == 0:
+            raise DataError(f"readings are empty: shape {readings.shape}")
+        if np.isinf(readings).any():
+            raise DataError("readings contain infinite values; use an empty cell for missing")
+        if len(self.timestamps) != steps:
+            raise DataError(f"{steps} time steps of readings but {len(self.timestamps)} timestamps")
+        if self.timestamps.tz is None:
+            raise DataError("timestamps must be timezone-aware; set `timezone` in dataset.toml")
+        if steps > 1:
+            step = self.step
+            if step <= pd.Timedelta(0) or not (np.diff(self.timestamps.asi8) == step.value).all():
+                raise DataError(
+                    "timestamps are not one regular increasing grid; "
+                    "readers put readings on the grid before building a dataset"
+                )
+        if len(self.sensors) != num_sensors:
+            raise DataError(f"{num_sensors} sensors in readings but {len(self.sensors)} in sensors")
+        if self.graph.num_sensors != num_sensors:
+            raise DataError(
+                f"graph has {self.graph.num_sensors} sensors but readings have {num_sensors}"
+            )
+        if len(self.metadata.channels) != channels:
+            raise DataError(
+                f"metadata names {len(self.metadata.channels)} channels but readings have {channels}"
+            )
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.readings.shape[0])
+
+    @property
+    def num_sensors(self) -> int:
+        return int(self.readings.shape[1])
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """The grid's frequency as a duration (from the metadata, else the first gap)."""
+        if self.metadata.frequency:
+            return pd.Timedelta(pd.tseries.frequencies.to_offset(self.metadata.frequency))
+        return pd.Timedelta(self.timestamps[1] - self.timestamps[0])
+
+    @property
+    def steps_per_day(self) -> int:
+        return max(1, int(pd.Timedelta(days=1) / self.step))
+
+    def missing_fraction(self) -> float:
+        """Share of missing target readings (channel 0)."""
+        return float(np.isnan(self.readings[..., 0]).mean())
+
+    def slice_steps(self, start: int, stop: int) -> CityDataset:
+        """The readings of steps ``[start, stop)``, same sensors, graph and metadata."""
+        if not 0 <= start < stop <= self.num_steps:
+            raise DataError(f"step range [{start}, {stop}) is outside 0..{self.num_steps}")
+        return replace(
+            self,
+            readings=self.readings[start:stop],
+            timestamps=self.timestamps[start:stop],
+        )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of readings, timestamps and sensor ids: identifies the training data."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.readings).tobytes())
+        digest.update(self.timestamps.asi8.tobytes())
+        digest.update("\n".join(self.sensors.ids).encode())
+        return digest.hexdigest()
