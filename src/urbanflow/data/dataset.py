@@ -113,6 +113,7 @@ class CityDataset:
             raise DataError("readings contain infinite values; use an empty cell for missing")
         if len(self.timestamps) != steps:
             raise DataError(f"{steps} time steps of readings but {len(self.timestamps)} timestamps")
+        object.__setattr__(self, "timestamps", pd.DatetimeIndex(self.timestamps).as_unit("ns"))
         if self.timestamps.tz is None:
             raise DataError("timestamps must be timezone-aware; set `timezone` in dataset.toml")
         if steps > 1:

@@ -1,0 +1,366 @@
+"""The city folder: the layout users write by hand for their own sensor network.
+
+```
+my-city/
+  readings.csv | readings.parquet   long: timestamp,sensor_id,value  or wide: timestamp,<id>,...
+  sensors.csv                      sensor_id,latitude,longitude[,name]
+  edges.csv          (optional)    source,target and distance_m or weight
+  dataset.toml       (optional)    name, quantity, unit, frequency, timezone, null_value, ...
+```
+See ``docs/data-format.md`` for the rules; every problem raises a one-line ``DataError``
+naming the file, the problem, the first offending row or ids, and the fix.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
+from urbanflow.data.timegrid import fit_grid, frequency_alias, parse_frequency, parse_timestamps
+from urbanflow.errors import DataError
+from urbanflow.graph.builders import (
+    DEFAULT_KERNEL_THRESHOLD,
+    DEFAULT_NEIGHBOURS,
+    gaussian_kernel_graph,
+    knn_graph,
+    weighted_graph,
+)
+from urbanflow.graph.graph import SensorGraph
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOML_KEYS = {
+    "name": str,
+    "quantity": str,
+    "unit": str,
+    "frequency": str,
+    "timezone": str,
+    "null_value": (int, float),
+    "source": str,
+    "licence": str,
+    "neighbours": int,
+    "kernel_sigma_m": (int, float),
+    "kernel_threshold": (int, float),
+}
+MIN_GRID_FILL = 0.5
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """The optional ``dataset.toml``, with defaults."""
+
+    name: str
+    quantity: str = "value"
+    unit: str = ""
+    frequency: str = ""
+    timezone: str = "UTC"
+    null_value: float | None = None
+    source: str = ""
+    licence: str = ""
+    neighbours: int = DEFAULT_NEIGHBOURS
+    kernel_sigma_m: float | None = None
+    kernel_threshold: float = DEFAULT_KERNEL_THRESHOLD
+
+
+def is_city_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "sensors.csv").exists()
+
+
+def read_city_folder(folder: Path | str) -> CityDataset:
+    """Read and validate a city folder into a :class:`CityDataset`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; give the path of a city folder")
+    settings = read_settings(folder)
+    sensors = read_sensors(folder / "sensors.csv")
+    readings_path = _readings_path(folder)
+    frame = _read_table(readings_path)
+    long = _long_readings(frame, readings_path)
+    long = _drop_null_values(long, settings.null_value)
+    _check_known_sensors(long["sensor_id"], sensors, readings_path)
+    occurrence = long.groupby(["sensor_id", "timestamp"], sort=False).cumcount().to_numpy()
+    parsed = parse_timestamps(long["timestamp"], occurrence, settings.timezone)
+    if parsed.invalid.any():
+        row = int(np.argmax(parsed.invalid))
+        text = long["timestamp"].iloc[row]
+        line = _line(long, row)
+        if parsed.problem == "nonexistent":
+            raise DataError(
+                f"{readings_path.name}: timestamp {text!r} ({line}) does not exist in "
+                f"{settings.timezone} (clocks skip it); remove the row or write UTC offsets"
+            )
+        raise DataError(
+            f"{readings_path.name}: timestamp {text!r} ({line}) cannot be parsed; "
+            "write ISO 8601 such as '2024-03-01 08:05' or '2024-03-01T08:05:00+01:00'"
+        )
+    step = parse_frequency(settings.frequency) if settings.frequency else None
+    grid, first_off = fit_grid(parsed.utc_ns, step)
+    step_name = frequency_alias(pd.Timedelta(grid.step, unit="ns"))
+    if first_off is not None:
+        how = "given in dataset.toml" if step else "inferred from the data"
+        raise DataError(
+            f"{readings_path.name}: timestamp {long['timestamp'].iloc[first_off]!r} "
+            f"({_line(long, first_off)}) is off the regular {step_name} grid {how}; "
+            "fix that row or set `frequency` in dataset.toml"
+        )
+    distinct = np.unique(parsed.utc_ns).size
+    if distinct < MIN_GRID_FILL * grid.length:
+        raise DataError(
+            f"{readings_path.name}: only {distinct} of {grid.length} time steps of the "
+            f"{step_name} grid have readings (under half); check `frequency` or the export"
+        )
+    readings = _fill_grid(long, parsed.utc_ns, grid.positions(parsed.utc_ns), sensors, grid.length)
+    timestamps = grid.index(settings.timezone)
+    metadata = DatasetMetadata(
+        name=settings.name,
+        quantity=settings.quantity,
+        unit=settings.unit,
+        frequency=step_name,
+        timezone=settings.timezone,
+        null_value=settings.null_value,
+        source=settings.source,
+        licence=settings.licence,
+        channels=(settings.quantity,),
+    )
+    graph = read_graph(folder, sensors, settings)
+    return CityDataset(readings, timestamps, sensors, graph, metadata)
+
+
+def read_settings(folder: Path) -> FolderSettings:
+    path = folder / "dataset.toml"
+    if not path.exists():
+        return FolderSettings(name=folder.name)
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path.name}: not valid TOML ({error}); fix the file") from None
+    unknown = sorted(set(values) - set(TOML_KEYS))
+    if unknown:
+        raise DataError(
+            f"{path.name}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(TOML_KEYS)}"
+        )
+    for key, value in values.items():
+        expected = TOML_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise DataError(f"{path.name}: `{key}` has the wrong type ({value!r}); fix its value")
+    values.setdefault("name", folder.name)
+    if "frequency" in values:
+        parse_frequency(values["frequency"])
+    return FolderSettings(**values)
+
+
+def read_sensors(path: Path) -> Sensors:
+    if not path.exists():
+        raise DataError(
+            f"{path.parent.name}/{path.name} is missing; write sensor_id,latitude,longitude "
+            "for every sensor"
+        )
+    frame = _read_table(path)
+    _require_columns(frame, path, ("sensor_id", "latitude", "longitude"))
+    ids = frame["sensor_id"].astype(str).str.strip()
+    duplicated = ids.duplicated()
+    if duplicated.any():
+        row = int(np.argmax(duplicated.to_numpy()))
+        raise DataError(
+            f"{path.name}: sensor id {ids.iloc[row]!r} appears twice ({_line(frame, row)}); "
+            "give each sensor one row"
+        )
+    coordinates = {}
+    for column, limit in (("latitude", 90), ("longitude", 180)):
+        values = _numeric(frame[column], path, column, frame)
+        bad = np.isnan(values) | (np.abs(values) > limit)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(
+                f"{path.name}: {column} {frame[column].iloc[row]!r} of sensor {ids.iloc[row]!r} "
+                f"({_line(frame, row)}) is missing or outside -{limit}..{limit}; fix the value"
+            )
+        coordinates[column] = values
+    names = tuple(frame["name"].fillna("").astype(str)) if "name" in frame else None
+    return Sensors(tuple(ids), coordinates["latitude"], coordinates["longitude"], names)
+
+
+def read_graph(folder: Path, sensors: Sensors, settings: FolderSettings) -> SensorGraph:
+    """From ``edges.csv`` (distances → Gaussian kernel, or weights), else kNN on coordinates."""
+    path = folder / "edges.csv"
+    if not path.exists():
+        return knn_graph(sensors.latitude, sensors.longitude, k=settings.neighbours)
+    frame = _read_table(path)
+    _require_columns(frame, path, ("source", "target"))
+    index = sensors.index_of()
+    ends = {}
+    for column in ("source", "target"):
+        ids = frame[column].astype(str).str.strip()
+        unknown = sorted(set(ids) - set(index))
+        if unknown:
+            raise DataError(
+                f"{path.name}: {column} names sensors missing from sensors.csv: "
+                f"{_some(unknown)}; add them to sensors.csv or remove those edges"
+            )
+        ends[column] = ids.map(index).to_numpy(np.int64)
+    if "distance_m" in frame:
+        distances = _numeric(frame["distance_m"], path, "distance_m", frame)
+        return gaussian_kernel_graph(
+            len(sensors),
+            ends["source"],
+            ends["target"],
+            distances,
+            sigma=settings.kernel_sigma_m,
+            threshold=settings.kernel_threshold,
+        )
+    if "weight" in frame:
+        weights = _numeric(frame["weight"], path, "weight", frame)
+        return weighted_graph(len(sensors), ends["source"], ends["target"], weights)
+    raise DataError(f"{path.name}: needs a `distance_m` or a `weight` column; add one")
+
+
+def _readings_path(folder: Path) -> Path:
+    for name in ("readings.parquet", "readings.csv"):
+        if (folder / name).exists():
+            return folder / name
+    raise DataError(
+        f"{folder.name}: no readings.csv or readings.parquet; add the readings "
+        "(timestamp,sensor_id,value or timestamp,<sensor ids>...)"
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """Every column as text (NaN for empty and null cells), with its file line numbers."""
+    head = path.read_bytes()[:8192]
+    if path.suffix == ".parquet":
+        if not head.startswith(b"PAR1"):
+            raise DataError(f"{path.name}: not a Parquet file; write Parquet or use .csv")
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several types on corrupt files
+            raise DataError(
+                f"{path.name}: cannot read Parquet ({error}); rewrite the file"
+            ) from None
+        frame.columns = [str(c) for c in frame.columns]
+        for column in ("timestamp", "sensor_id"):
+            if column in frame:  # text like a CSV cell; value columns stay numeric
+                frame[column] = frame[column].astype(str).mask(frame[column].isna())
+        frame["__line__"] = np.arange(len(frame)) + 1
+        return _non_empty(frame, path)
+    if b"\x00" in head:
+        raise DataError(f"{path.name}: not CSV text (binary content); export it as CSV")
+    try:
+        frame = pd.read_csv(path, dtype=str, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name}: empty; write a header row and data rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        detail = str(error).strip().splitlines()[-1]
+        raise DataError(f"{path.name}: not valid CSV ({detail}); fix the file") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame["__line__"] = np.arange(len(frame)) + 2
+    return _non_empty(frame, path)
+
+
+def _non_empty(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if frame.empty:
+        raise DataError(f"{path.name}: empty (a header but no data rows); add readings")
+    return frame
+
+
+def _long_readings(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``timestamp, sensor_id, value, __line__`` rows, whether the file is long or wide."""
+    if "timestamp" not in frame:
+        raise DataError(
+            f"{path.name}: no `timestamp` column; the header must start with timestamp "
+            "(long: timestamp,sensor_id,value; wide: timestamp,<sensor ids>...)"
+        )
+    if {"sensor_id", "value"} <= set(frame.columns):
+        long = frame[["timestamp", "sensor_id", "value", "__line__"]].copy()
+        long["sensor_id"] = long["sensor_id"].astype(str).str.strip()
+    else:
+        sensor_columns = [c for c in frame.columns if c not in ("timestamp", "__line__")]
+        if not sensor_columns:
+            raise DataError(f"{path.name}: no sensor columns; add value columns named by sensor id")
+        long = frame.melt(
+            id_vars=["timestamp", "__line__"],
+            value_vars=sensor_columns,
+            var_name="sensor_id",
+            value_name="value",
+        )
+    missing_time = long["timestamp"].isna().to_numpy()
+    if missing_time.any():
+        row = int(np.argmax(missing_time))
+        raise DataError(
+            f"{path.name}: empty timestamp ({_line(long, row)}); fill it or drop the row"
+        )
+    long["value"] = _numeric(long["value"], path, "value", long)
+    return long.reset_index(drop=True)
+
+
+def _drop_null_values(long: pd.DataFrame, null_value: float | None) -> pd.DataFrame:
+    if null_value is not None:
+        long.loc[long["value"] == null_value, "value"] = np.nan
+    return long
+
+
+def _check_known_sensors(sensor_ids: pd.Series, sensors: Sensors, path: Path) -> None:
+    unknown = sorted(set(sensor_ids.unique()) - set(sensors.ids))
+    if unknown:
+        raise DataError(
+            f"{path.name}: readings for {len(unknown)} sensor(s) missing from sensors.csv: "
+            f"{_some(unknown)}; add them to sensors.csv or remove their readings"
+        )
+
+
+def _fill_grid(
+    long: pd.DataFrame, utc_ns: np.ndarray, positions: np.ndarray, sensors: Sensors, length: int
+) -> np.ndarray:
+    """``[t n 1]`` readings; a duplicate (sensor, time) is an error."""
+    columns = long["sensor_id"].map(sensors.index_of()).to_numpy(np.int64)
+    cell = positions * len(sensors) + columns
+    order = np.argsort(cell, kind="stable")
+    repeated = np.flatnonzero(cell[order][1:] == cell[order][:-1])
+    if repeated.size:
+        row = int(order[repeated[0] + 1])
+        stamp = pd.Timestamp(utc_ns[row], tz="UTC")
+        raise DataError(
+            f"readings: sensor {long['sensor_id'].iloc[row]!r} has two readings at "
+            f"{long['timestamp'].iloc[row]!r} ({stamp:%Y-%m-%d %H:%M} UTC, {_line(long, row)}); "
+            "keep one row per sensor and timestamp"
+        )
+    readings = np.full((length, len(sensors), 1), np.nan, dtype=np.float32)
+    readings[positions, columns, 0] = long["value"].to_numpy(np.float32)
+    return readings
+
+
+def _numeric(column: pd.Series, path: Path, name: str, frame: pd.DataFrame) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    bad = np.isnan(values) & column.notna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{path.name}: {name} {column.iloc[row]!r} ({_line(frame, row)}) is not a number; "
+            "write a number, or leave the cell empty for a missing reading"
+        )
+    return values
+
+
+def _require_columns(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path.name}: missing column(s) {', '.join(missing)}; the header must have "
+            f"{','.join(columns)}"
+        )
+
+
+def _line(frame: pd.DataFrame, row: int) -> str:
+    return f"line {int(frame['__line__'].iloc[row])}"
+
+
+def _some(ids: list[str], limit: int = 5) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

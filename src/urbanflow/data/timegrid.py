@@ -1,0 +1,144 @@
+"""Timestamps onto a regular grid: frequency parsing, time zones, step inference.
+
+All grid arithmetic is in absolute time (UTC nanoseconds), so a daylight-saving change
+neither opens a gap (spring) nor creates duplicates (autumn) in the grid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from urbanflow.errors import DataError
+
+_OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+
+
+def parse_frequency(text: str) -> pd.Timedelta:
+    """A pandas alias (``5min``, ``15min``, ``1h``) or an ISO 8601 duration (``PT5M``)."""
+    cleaned = str(text).strip()
+    try:
+        if cleaned.upper().startswith("P"):
+            step = pd.Timedelta(cleaned.upper())
+        else:
+            step = pd.Timedelta(pd.tseries.frequencies.to_offset(cleaned))
+    except (ValueError, TypeError):
+        raise DataError(
+            f"frequency {text!r} is not understood; use a pandas alias such as '5min', "
+            "'15min', '1h' or an ISO 8601 duration such as 'PT5M'"
+        ) from None
+    if step <= pd.Timedelta(0):
+        raise DataError(f"frequency {text!r} must be a positive duration")
+    return step
+
+
+def frequency_alias(step: pd.Timedelta) -> str:
+    """The canonical pandas alias of a step, e.g. ``5min``."""
+    return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def infer_step(times_ns: np.ndarray) -> pd.Timedelta:
+    """The most common gap between consecutive distinct times (ties: the smallest)."""
+    distinct = np.unique(times_ns)
+    if distinct.size < 2:
+        raise DataError("only one distinct timestamp: cannot infer the step; set `frequency`")
+    gaps, counts = np.unique(np.diff(distinct), return_counts=True)
+    return pd.Timedelta(int(gaps[np.argmax(counts)]), unit="ns")
+
+
+@dataclass(frozen=True)
+class ParsedTimes:
+    """Per-row absolute times (``[r]`` int64 UTC ns), NaT rows flagged in ``invalid``."""
+
+    utc_ns: np.ndarray
+    invalid: np.ndarray
+    problem: str = ""
+
+
+def parse_timestamps(texts: pd.Series, occurrence: np.ndarray, timezone: str) -> ParsedTimes:
+    """Parse timestamp texts row by row into absolute time.
+
+    Texts with an offset (``Z``, ``+02:00``) are used as given. Naive texts are local time in
+    ``timezone``; ``occurrence`` (0, 1, …) is how often the same naive text was already seen
+    for the same sensor in file order, which resolves the repeated autumn hour: the first
+    occurrence is daylight time, the second standard time.
+    """
+    uniques, codes = _factorize(texts)
+    has_offset = np.array([bool(_OFFSET_SUFFIX.search(u)) for u in uniques])
+    if has_offset.any() and not has_offset.all():
+        first = uniques[int(np.argmin(has_offset))]
+        raise DataError(
+            f"some timestamps carry a UTC offset and some do not (first without: {first!r}); "
+            "write every timestamp the same way"
+        )
+    parsed = _to_datetime(pd.Series(uniques), utc=bool(has_offset.any()))
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        return ParsedTimes(np.zeros(len(codes), np.int64), bad[codes], "unparseable")
+    if has_offset.any():
+        utc = pd.DatetimeIndex(parsed).as_unit("ns").asi8
+        return ParsedTimes(utc[codes], np.zeros(len(codes), bool))
+    naive = pd.DatetimeIndex(parsed).as_unit("ns")
+    try:
+        daylight = naive.tz_localize(
+            timezone, ambiguous=np.ones(len(naive), bool), nonexistent="NaT"
+        )
+        standard = naive.tz_localize(
+            timezone, ambiguous=np.zeros(len(naive), bool), nonexistent="NaT"
+        )
+    except Exception as error:  # unknown zone names raise several types
+        raise DataError(
+            f"timezone {timezone!r} is not known ({error}); use an IANA name such as "
+            "'America/Los_Angeles' or 'UTC'"
+        ) from None
+    nonexistent = daylight.isna()
+    if nonexistent.any():
+        return ParsedTimes(np.zeros(len(codes), np.int64), nonexistent[codes], "nonexistent")
+    per_row = np.where(occurrence > 0, standard.asi8[codes], daylight.asi8[codes])
+    return ParsedTimes(per_row, np.zeros(len(codes), bool))
+
+
+def _factorize(texts: pd.Series) -> tuple[list[str], np.ndarray]:
+    codes, uniques = pd.factorize(texts.astype(str).str.strip())
+    return list(uniques), codes
+
+
+def _to_datetime(texts: pd.Series, utc: bool) -> pd.Series:
+    """ISO 8601 first (fast, exact); else a format pandas infers from the first text."""
+    try:
+        return pd.to_datetime(texts, format="ISO8601", utc=utc)
+    except (ValueError, TypeError):
+        pass
+    try:
+        return pd.to_datetime(texts, errors="coerce", utc=utc)
+    except (ValueError, TypeError):
+        return pd.Series(pd.NaT, index=texts.index)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid: ``start`` UTC ns, ``step`` ns, ``length`` steps."""
+
+    start: int
+    step: int
+    length: int
+
+    def positions(self, utc_ns: np.ndarray) -> np.ndarray:
+        return (utc_ns - self.start) // self.step
+
+    def index(self, timezone: str) -> pd.DatetimeIndex:
+        utc_ns = self.start + self.step * np.arange(self.length, dtype=np.int64)
+        return pd.to_datetime(utc_ns, unit="ns", utc=True).tz_convert(timezone)
+
+
+def fit_grid(utc_ns: np.ndarray, step: pd.Timedelta | None) -> tuple[Grid, int | None]:
+    """The grid that holds every time, and the first row off it (None if all are on it)."""
+    step_ns = (step if step is not None else infer_step(utc_ns)).value
+    start = int(utc_ns.min())
+    off = (utc_ns - start) % step_ns != 0
+    first_off = int(np.argmax(off)) if off.any() else None
+    length = int((utc_ns.max() - start) // step_ns) + 1
+    return Grid(start, step_ns, length), first_off
