@@ -1,0 +1,135 @@
+"""Fit a forecaster on the fitting rows and score it on validation and test samples."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from urbanflow import __version__
+from urbanflow.data.dataset import CityDataset
+from urbanflow.data.windows import batches, target_windows
+from urbanflow.evaluation.metrics import ErrorTotals
+from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
+from urbanflow.models.base import Forecaster
+
+BATCH_SIZE = 256
+Progress = Callable[[int, int], None]  # (samples done, samples total)
+
+
+@dataclass(frozen=True)
+class HorizonScore:
+    label: str
+    steps: int
+    minutes: float
+    samples: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """One model on one dataset under one protocol; ``to_json`` is the results file."""
+
+    dataset: str
+    model: str
+    plan: EvaluationPlan
+    null_value: float | None
+    unit: str
+    horizons: tuple[HorizonScore, ...]
+    average: dict[str, float]
+    validation: dict[str, float]
+    train_seconds: float
+    predict_seconds: float
+    parameters: int
+    hyperparameters: dict[str, object] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        def clean(metrics: dict[str, float]) -> dict[str, float | None]:
+            return {k: (None if v != v else round(float(v), 6)) for k, v in metrics.items()}
+
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "protocol": self.plan.protocol,
+            "input_len": self.plan.input_len,
+            "split": [round(s, 6) for s in self.plan.split],
+            "test_samples": self.plan.test_samples,
+            "null_value": self.null_value,
+            "unit": self.unit,
+            "horizons": [
+                {"steps": h.steps, "minutes": h.minutes, "samples": h.samples, **clean(h.metrics)}
+                for h in self.horizons
+            ],
+            "average": clean(self.average),
+            "validation": clean(self.validation),
+            "train_seconds": round(self.train_seconds, 4),
+            "predict_seconds": round(self.predict_seconds, 4),
+            "parameters": self.parameters,
+            "hyperparameters": self.hyperparameters,
+            "dataset_fingerprint": self.fingerprint,
+            "urbanflow_version": __version__,
+        }
+
+
+def evaluate(
+    model: Forecaster,
+    dataset: CityDataset,
+    plan: EvaluationPlan,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples."""
+    started = time.perf_counter()
+    model.fit(dataset.slice_steps(0, plan.fit_stop))
+    train_seconds = time.perf_counter() - started
+
+    validation = ScoreGroup(
+        "validation", plan.horizon, plan.validation_times, tuple(range(1, plan.horizon + 1))
+    )
+    groups = (*plan.test_groups, plan.average, validation)
+    totals = [ErrorTotals(max(g.steps)) for g in groups]
+    times = np.unique(np.concatenate([plan.test_times, plan.validation_times]))
+    started = time.perf_counter()
+    done = 0
+    for batch in batches(times, BATCH_SIZE):
+        forecast = model.predict(dataset, batch)
+        for group, total in zip(groups, totals, strict=True):
+            selected = np.isin(batch, group.times)
+            if selected.any():
+                steps = total.steps
+                targets = target_windows(dataset.readings, batch[selected], steps)
+                total.add(targets, forecast[selected, :steps], dataset.metadata.null_value)
+        done += batch.size
+        if progress:
+            progress(done, times.size)
+    predict_seconds = time.perf_counter() - started
+
+    minutes = dataset.step.total_seconds() / 60
+    scores = tuple(
+        HorizonScore(
+            g.label,
+            g.horizon_steps,
+            g.horizon_steps * minutes,
+            int(g.times.size),
+            t.pooled(g.steps),
+        )
+        for g, t in zip(plan.test_groups, totals, strict=False)
+    )
+    count = len(plan.test_groups)
+    return EvaluationResult(
+        dataset=dataset.metadata.name,
+        model=model.name,
+        plan=plan,
+        null_value=dataset.metadata.null_value,
+        unit=dataset.metadata.unit,
+        horizons=scores,
+        average=totals[count].pooled(plan.average.steps),
+        validation=totals[count + 1].pooled(validation.steps),
+        train_seconds=train_seconds,
+        predict_seconds=predict_seconds,
+        parameters=model.parameter_count(),
+        hyperparameters=model.hyperparameters(),
+        fingerprint=dataset.fingerprint,
+    )

@@ -1,0 +1,113 @@
+"""Masked error metrics per horizon step, computed from running totals.
+
+A target is missing when it is NaN or equals the dataset's null value; missing targets are
+left out of every sum and count. Totals are kept per step so that metrics can be reported
+per step, pooled over several steps, and accumulated batch by batch in O(h) memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METRIC_NAMES = ("mae", "rmse", "mape", "wmape", "accuracy")
+
+
+def present(targets: np.ndarray, null_value: float | None = None) -> np.ndarray:
+    """Boolean mask of targets that count: not NaN and not the null value."""
+    mask = ~np.isnan(targets)
+    if null_value is not None:
+        mask &= targets != null_value
+    return mask
+
+
+@dataclass
+class ErrorTotals:
+    """Sums over samples and sensors, one entry per horizon step: ``[h]`` float64 arrays."""
+
+    steps: int
+    count: np.ndarray = field(init=False)
+    abs_error: np.ndarray = field(init=False)
+    sq_error: np.ndarray = field(init=False)
+    abs_target: np.ndarray = field(init=False)
+    sq_target: np.ndarray = field(init=False)
+    ape: np.ndarray = field(init=False)
+    ape_count: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "count",
+            "abs_error",
+            "sq_error",
+            "abs_target",
+            "sq_target",
+            "ape",
+            "ape_count",
+        ):
+            setattr(self, name, np.zeros(self.steps, dtype=np.float64))
+
+    def add(
+        self, targets: np.ndarray, forecasts: np.ndarray, null_value: float | None = None
+    ) -> None:
+        """Add ``[b h n]`` targets and forecasts (``h == self.steps``)."""
+        mask = present(targets, null_value)
+        y = np.where(mask, targets, 0.0).astype(np.float64)
+        error = np.where(mask, y - forecasts, 0.0)
+        nonzero = mask & (y != 0)
+        self.count += mask.sum(axis=(0, 2))
+        self.abs_error += np.abs(error).sum(axis=(0, 2))
+        self.sq_error += np.square(error).sum(axis=(0, 2))
+        self.abs_target += np.abs(y).sum(axis=(0, 2))
+        self.sq_target += np.square(y).sum(axis=(0, 2))
+        ratio = np.divide(np.abs(error), np.abs(y), out=np.zeros_like(y), where=nonzero)
+        self.ape += ratio.sum(axis=(0, 2))
+        self.ape_count += nonzero.sum(axis=(0, 2))
+
+    def pooled(self, steps: list[int] | range) -> dict[str, float]:
+        """Metrics over the 1-based ``steps`` taken together."""
+        index = np.asarray(list(steps)) - 1
+        sums = {
+            name: float(getattr(self, name)[index].sum()) for name in vars(self) if name != "steps"
+        }
+        return metrics_from_sums(sums)
+
+
+def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
+    """mae, rmse, mape, wmape, accuracy (= 1 - wmape) and T-GCN's Frobenius accuracy."""
+    count = sums["count"]
+    if count == 0:
+        nan = float("nan")
+        return {
+            "mae": nan,
+            "rmse": nan,
+            "mape": nan,
+            "wmape": nan,
+            "accuracy": nan,
+            "tgcn_accuracy": nan,
+            "count": 0,
+        }
+    wmape = sums["abs_error"] / sums["abs_target"] if sums["abs_target"] else float("nan")
+    frobenius = (
+        np.sqrt(sums["sq_error"]) / np.sqrt(sums["sq_target"])
+        if sums["sq_target"]
+        else float("nan")
+    )
+    return {
+        "mae": sums["abs_error"] / count,
+        "rmse": float(np.sqrt(sums["sq_error"] / count)),
+        "mape": sums["ape"] / sums["ape_count"] if sums["ape_count"] else float("nan"),
+        "wmape": wmape,
+        "accuracy": 1.0 - wmape,
+        "tgcn_accuracy": float(1.0 - frobenius),
+        "count": int(count),
+    }
+
+
+def score(
+    targets: np.ndarray, forecasts: np.ndarray, null_value: float | None = None
+) -> dict[str, float]:
+    """All metrics over every step of ``[b h n]`` arrays at once."""
+    totals = ErrorTotals(targets.shape[1])
+    totals.add(targets, forecasts, null_value)
+    return totals.pooled(range(1, targets.shape[1] + 1))

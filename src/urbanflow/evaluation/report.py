@@ -1,0 +1,96 @@
+"""Human-readable reports: the protocol in words and tables of results (Rich)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from urbanflow.data.dataset import CityDataset
+from urbanflow.evaluation.evaluate import EvaluationResult
+from urbanflow.evaluation.protocol import EvaluationPlan
+
+
+def describe_protocol(plan: EvaluationPlan, dataset: CityDataset) -> str:
+    """The choices behind the numbers, stated beside them."""
+    meta = dataset.metadata
+    null = "none" if meta.null_value is None else repr(meta.null_value)
+    head = (
+        f"Dataset {meta.name}: {dataset.num_sensors} sensors, {dataset.num_steps} steps of "
+        f"{meta.frequency}, {dataset.timestamps[0]:%Y-%m-%d %H:%M} to "
+        f"{dataset.timestamps[-1]:%Y-%m-%d %H:%M} {meta.timezone}; unit {meta.unit or 'as given'}."
+    )
+    common = (
+        f"Input {plan.input_len} steps; fitted on steps 0-{plan.fit_stop - 1} only; "
+        f"{plan.validation_times.size} validation samples. Metrics masked: NaN and null value "
+        f"({null}) targets left out; errors in the original unit."
+    )
+    if plan.protocol == "tgcn":
+        return (
+            f"Protocol tgcn (T-GCN paper's Los-loop protocol). {head} {common} "
+            f"Test rows from step {int(plan.test_groups[0].times[0]) - plan.input_len} "
+            f"(cut at 80 %); per horizon h, windows over the test rows only, "
+            f"metrics pooled over steps 1…h (T-GCN's '15 minutes' = mean of 5, 10, 15). "
+            f"'tgcn acc' = 1 - ‖Y-Ŷ‖F/‖Y‖F."
+        )
+    train, val, test = plan.split
+    return (
+        f"Protocol default. {head} {common} Split {train:g}/{val:g}/{test:g} by sample order, "
+        f"no shuffling; {plan.test_samples} test samples; each horizon is that step alone, "
+        f"'avg' pools steps 1…{plan.horizon}."
+    )
+
+
+def leaderboard_table(results: Sequence[EvaluationResult], title: str = "") -> Table:
+    """One row per model: MAE / RMSE / MAPE at each horizon, average MAE, timings."""
+    table = Table(title=title or None, header_style="bold")
+    table.add_column("model", style="cyan", no_wrap=True)
+    for score in results[0].horizons:
+        label = f"{score.minutes:g} min"
+        table.add_column(f"{label}\nMAE", justify="right")
+        table.add_column("RMSE", justify="right")
+        table.add_column("MAPE", justify="right")
+    table.add_column("avg\nMAE", justify="right")
+    table.add_column("fit\ns", justify="right")
+    table.add_column("predict\ns", justify="right")
+    best = {
+        i: min(r.horizons[i].metrics["mae"] for r in results)
+        for i in range(len(results[0].horizons))
+    }
+    for result in results:
+        cells = [result.model]
+        for i, score in enumerate(result.horizons):
+            mae = f"{score.metrics['mae']:.3f}"
+            cells.append(f"[bold green]{mae}[/]" if score.metrics["mae"] == best[i] else mae)
+            cells.append(f"{score.metrics['rmse']:.3f}")
+            cells.append(f"{100 * score.metrics['mape']:.1f}%")
+        cells.append(f"{result.average['mae']:.3f}")
+        cells.append(f"{result.train_seconds:.2f}")
+        cells.append(f"{result.predict_seconds:.2f}")
+        table.add_row(*cells)
+    return table
+
+
+def horizon_table(result: EvaluationResult) -> Table:
+    """One model: every metric at each horizon and on average."""
+    table = Table(title=f"{result.model} on {result.dataset} ({result.unit or 'original unit'})")
+    table.add_column("horizon", style="cyan")
+    table.add_column("samples", justify="right")
+    names = ["mae", "rmse", "mape", "wmape", "accuracy"]
+    if result.plan.protocol == "tgcn":
+        names.append("tgcn_accuracy")
+    for name in names:
+        table.add_column(name.replace("_accuracy", " acc"), justify="right")
+    rows = [(f"{s.minutes:g} min ({s.steps} steps)", s.samples, s.metrics) for s in result.horizons]
+    rows.append(("average", result.plan.test_samples, result.average))
+    for label, samples, metrics in rows:
+        table.add_row(label, str(samples), *(f"{metrics[n]:.4f}" for n in names))
+    return table
+
+
+def write_json(payload: object, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return path
