@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from urbanflow.evaluation.metrics import ErrorTotals, present, score
+
+
+def test_metrics_match_hand_computed_values():
+    # one sample, two steps, two sensors: [b h n]
+    y = np.array([[[10.0, 20.0], [30.0, 40.0]]])
+    yhat = np.array([[[12.0, 17.0], [30.0, 44.0]]])
+    m = score(y, yhat)
+    # errors: -2, 3, 0, -4 -> |e| = 2, 3, 0, 4
+    assert m["mae"] == pytest.approx(9 / 4)
+    assert m["rmse"] == pytest.approx(np.sqrt((4 + 9 + 0 + 16) / 4))
+    assert m["mape"] == pytest.approx((2 / 10 + 3 / 20 + 0 / 30 + 4 / 40) / 4)
+    assert m["wmape"] == pytest.approx(9 / 100)
+    assert m["accuracy"] == pytest.approx(1 - 9 / 100)
+    assert m["tgcn_accuracy"] == pytest.approx(1 - np.sqrt(29) / np.sqrt(100 + 400 + 900 + 1600))
+
+
+def test_missing_and_null_targets_are_left_out():
+    y = np.array([[[10.0, np.nan], [0.0, 40.0]]])
+    yhat = np.array([[[11.0, 99.0], [50.0, 38.0]]])
+    with_null = score(y, yhat, null_value=0.0)
+    assert with_null["count"] == 2
+    assert with_null["mae"] == pytest.approx((1 + 2) / 2)
+    without_null = score(y, yhat)
+    assert without_null["count"] == 3
+    assert without_null["mae"] == pytest.approx((1 + 50 + 2) / 3)
+    # MAPE skips the zero target but MAE does not
+    assert without_null["mape"] == pytest.approx((1 / 10 + 2 / 40) / 2)
+
+
+def test_per_step_totals_and_pooling():
+    y = np.zeros((3, 2, 1)) + 10
+    yhat = y.copy()
+    yhat[:, 0] += 1  # step 1 off by 1
+    yhat[:, 1] += 3  # step 2 off by 3
+    totals = ErrorTotals(2)
+    totals.add(y[:2], yhat[:2])
+    totals.add(y[2:], yhat[2:])  # batches add up
+    assert totals.pooled([1])["mae"] == pytest.approx(1)
+    assert totals.pooled([2])["mae"] == pytest.approx(3)
+    assert totals.pooled([1, 2])["mae"] == pytest.approx(2)
+    assert totals.pooled([1, 2])["rmse"] == pytest.approx(np.sqrt(5))
+
+
+def test_no_present_target_gives_nan_not_error():
+    m = score(np.full((1, 1, 1), np.nan), np.zeros((1, 1, 1)))
+    assert m["count"] == 0 and np.isnan(m["mae"])
+
+
+def test_present_mask():
+    mask = present(np.array([1.0, np.nan, 0.0]), null_value=0.0)
+    assert mask.tolist() == [True, False, False]
