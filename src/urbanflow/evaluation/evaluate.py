@@ -78,9 +78,13 @@ def evaluate(
     model: Forecaster,
     dataset: CityDataset,
     plan: EvaluationPlan,
+    model_name: str | None = None,
     progress: Progress | None = None,
 ) -> EvaluationResult:
-    """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples."""
+    """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples.
+
+    ``model_name`` labels the result (the registry name; default: the model class's name).
+    """
     started = time.perf_counter()
     model.fit(dataset.slice_steps(0, plan.fit_stop))
     train_seconds = time.perf_counter() - started
@@ -120,7 +124,7 @@ def evaluate(
     count = len(plan.test_groups)
     return EvaluationResult(
         dataset=dataset.metadata.name,
-        model=model.name,
+        model=model_name or model.name,
         plan=plan,
         null_value=dataset.metadata.null_value,
         unit=dataset.metadata.unit,

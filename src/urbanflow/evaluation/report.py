@@ -44,33 +44,32 @@ def describe_protocol(plan: EvaluationPlan, dataset: CityDataset) -> str:
 
 
 def leaderboard_table(results: Sequence[EvaluationResult], title: str = "") -> Table:
-    """One row per model: MAE / RMSE / MAPE at each horizon, average MAE, timings."""
+    """One row per model: MAE and RMSE at each horizon, average MAE, timings (best in green)."""
     table = Table(title=title or None, header_style="bold")
     table.add_column("model", style="cyan", no_wrap=True)
     for score in results[0].horizons:
-        label = f"{score.minutes:g} min"
-        table.add_column(f"{label}\nMAE", justify="right")
-        table.add_column("RMSE", justify="right")
-        table.add_column("MAPE", justify="right")
+        table.add_column(f"{score.minutes:g} min\nMAE", justify="right")
+        table.add_column("\nRMSE", justify="right")
     table.add_column("avg\nMAE", justify="right")
     table.add_column("fit\ns", justify="right")
     table.add_column("predict\ns", justify="right")
-    best = {
-        i: min(r.horizons[i].metrics["mae"] for r in results)
-        for i in range(len(results[0].horizons))
-    }
+    columns = [[r.horizons[i].metrics for r in results] for i in range(len(results[0].horizons))]
+    best = [(min(m["mae"] for m in c), min(m["rmse"] for m in c)) for c in columns]
     for result in results:
         cells = [result.model]
-        for i, score in enumerate(result.horizons):
-            mae = f"{score.metrics['mae']:.3f}"
-            cells.append(f"[bold green]{mae}[/]" if score.metrics["mae"] == best[i] else mae)
-            cells.append(f"{score.metrics['rmse']:.3f}")
-            cells.append(f"{100 * score.metrics['mape']:.1f}%")
+        for (best_mae, best_rmse), score in zip(best, result.horizons, strict=True):
+            cells.append(_mark(score.metrics["mae"], best_mae))
+            cells.append(_mark(score.metrics["rmse"], best_rmse))
         cells.append(f"{result.average['mae']:.3f}")
         cells.append(f"{result.train_seconds:.2f}")
         cells.append(f"{result.predict_seconds:.2f}")
         table.add_row(*cells)
     return table
+
+
+def _mark(value: float, best: float) -> str:
+    text = f"{value:.3f}"
+    return f"[bold green]{text}[/]" if value == best else text
 
 
 def horizon_table(result: EvaluationResult) -> Table:
