@@ -1,0 +1,3 @@
+from urbanflow.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""The acceptance figures of EVALUATION.md, reproduced through the whole pipeline."""
+
+import numpy as np
+import pytest
+
+from urbanflow.data.catalog import load_dataset
+from urbanflow.evaluation.evaluate import evaluate
+from urbanflow.evaluation.protocol import default_plan, make_plan, tgcn_plan
+from urbanflow.models.base import Forecaster
+from urbanflow.models.registry import make_model
+
+
+@pytest.fixture(scope="module")
+def los_loop():
+    return load_dataset("los-loop")
+
+
+def test_persistence_default_check_figures(los_loop):
+    plan = default_plan(los_loop.num_steps, 12, (1, 3, 6, 12))
+    result = evaluate(make_model("last-value"), los_loop, plan)
+    assert result.plan.test_samples == 399
+    mae = [round(h.metrics["mae"], 3) for h in result.horizons]
+    rmse = [round(h.metrics["rmse"], 3) for h in result.horizons]
+    assert mae == [2.679, 3.550, 4.351, 5.731]
+    assert rmse == [4.430, 6.437, 8.202, 10.810]
+
+
+def test_persistence_tgcn_check_figures(los_loop):
+    result = evaluate(make_model("last-value"), los_loop, tgcn_plan(los_loop.num_steps))
+    by_steps = {h.steps: h.metrics for h in result.horizons}
+    assert round(by_steps[3]["rmse"], 3) == 5.543
+    assert round(by_steps[3]["mae"], 3) == 3.156
+    assert round(by_steps[12]["rmse"], 3) == 8.456
+    assert round(by_steps[12]["mae"], 3) == 4.433
+
+
+class Spy(Forecaster):
+    """Records what it was fitted on; predicts zeros."""
+
+    name = "spy"
+
+    def _fit(self, dataset):
+        self.fit_steps_ = dataset.num_steps
+        self.fit_last_time_ = dataset.timestamps[-1]
+
+    def _predict(self, dataset, times):
+        return np.zeros((times.size, self.horizon, dataset.num_sensors), dtype=np.float32)
+
+
+@pytest.mark.parametrize("protocol", ["default", "tgcn"])
+def test_model_is_fitted_on_fitting_rows_only(los_loop, protocol):
+    plan = make_plan(protocol, los_loop.num_steps)
+    spy = Spy(horizon=plan.horizon)
+    result = evaluate(spy, los_loop, plan)
+    assert spy.fit_steps_ == plan.fit_stop
+    first_scored_target = min(plan.validation_times.min(), plan.test_times.min())
+    assert plan.fit_stop <= first_scored_target + plan.horizon  # validation inputs may overlap
+    assert plan.fit_stop <= plan.test_times.min() - plan.input_len  # test inputs never fitted
+    # zeros forecast: MAE is the mean test speed, so scoring used real targets
+    assert result.average["mae"] > 40
+
+
+def test_results_file_has_the_protocol_keys(los_loop):
+    result = evaluate(make_model("last-value"), los_loop, default_plan(los_loop.num_steps))
+    payload = result.to_json()
+    for key in ("dataset", "model", "input_len", "split", "test_samples", "null_value",
+                "horizons", "average", "train_seconds", "parameters"):
+        assert key in payload
+    assert payload["horizons"][0].keys() >= {"steps", "minutes", "mae", "rmse", "mape", "wmape", "accuracy"}
+    assert [h["minutes"] for h in payload["horizons"]] == [15, 30, 60]
+    assert payload["split"] == [0.7, 0.1, 0.2]
