@@ -48,7 +48,10 @@ class EvaluationResult:
 
     def to_json(self) -> dict[str, object]:
         def clean(metrics: dict[str, float]) -> dict[str, float | None]:
-            return {k: (None if v != v else round(float(v), 6)) for k, v in metrics.items()}
+            return {
+                k: int(v) if k == "count" else (None if v != v else round(float(v), 6))
+                for k, v in metrics.items()
+            }
 
         return {
             "dataset": self.dataset,
