@@ -1,0 +1,167 @@
+"""The T-GCN layout (Zhao et al., IEEE T-ITS 2019; e.g. Los-loop, SZ-taxi).
+
+```
+speed.csv       header: sensor ids; then one row per time step, no timestamps
+adjacency.csv   no header: N × N weights, row = source sensor, in the speed columns' order
+```
+The rows carry no time, so the caller gives the ``start`` of the first row and the grid's
+``frequency``. An optional locations CSV (``index,sensor_id,latitude,longitude``) adds
+coordinates, matched by sensor id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
+from urbanflow.data.readers import (
+    grid_from_start,
+    is_number,
+    normalise_id,
+    read_locations,
+    require_file,
+)
+from urbanflow.data.timegrid import frequency_alias, parse_frequency
+from urbanflow.errors import DataError
+from urbanflow.graph.builders import weighted_graph
+from urbanflow.graph.graph import SensorGraph
+
+# Los-loop (lehaifeng/T-GCN): 2012-03-01 00:00 to 2012-03-07 23:55, Los Angeles local time.
+LOS_LOOP_START = "2012-03-01 00:00"
+LOS_LOOP_TIMEZONE = "America/Los_Angeles"
+
+
+def read_tgcn_csv(
+    speed_csv: Path | str,
+    adjacency_csv: Path | str,
+    *,
+    start: str,
+    frequency: str = "5min",
+    timezone: str = "UTC",
+    locations_csv: Path | str | None = None,
+    name: str = "tgcn",
+    quantity: str = "speed",
+    unit: str = "mph",
+) -> CityDataset:
+    """Read a T-GCN speed/adjacency CSV pair into a one-channel ``CityDataset``.
+
+    ``readings``: ``[t n 1]``, empty cells NaN. Timestamps start at ``start`` (naive = local
+    time in ``timezone``) and step by ``frequency`` in absolute time. Without
+    ``locations_csv`` the coordinates are NaN. The graph holds every non-zero weight of the
+    adjacency matrix (its diagonal gives self loops).
+    """
+    speed_csv = require_file(speed_csv, "T-GCN speed CSV")
+    adjacency_csv = require_file(adjacency_csv, "T-GCN adjacency CSV")
+    sensor_ids, values = read_speed_table(speed_csv)
+    graph = read_adjacency_matrix(adjacency_csv, len(sensor_ids))
+    timestamps = grid_from_start(start, values.shape[0], frequency, timezone)
+    if locations_csv is None:
+        latitude = longitude = np.full(len(sensor_ids), np.nan)
+    else:
+        latitude, longitude = read_locations(locations_csv, sensor_ids)
+    return CityDataset(
+        readings=values[:, :, np.newaxis],
+        timestamps=timestamps,
+        sensors=Sensors(sensor_ids, latitude, longitude),
+        graph=graph,
+        metadata=DatasetMetadata(
+            name=name,
+            quantity=quantity,
+            unit=unit,
+            frequency=frequency_alias(parse_frequency(frequency)),
+            timezone=timezone,
+            source=f"{speed_csv.name} (T-GCN layout)",
+            channels=(quantity,),
+        ),
+    )
+
+
+def read_speed_table(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """Sensor ids from the header and the ``[t n]`` float32 readings below it."""
+    header = _read_csv(path, header=None, nrows=1, dtype=str)
+    sensor_ids = tuple(normalise_id(cell) for cell in header.iloc[0].fillna(""))
+    if "" in sensor_ids:
+        raise DataError(
+            f"{path}: header has an empty sensor id (column {sensor_ids.index('') + 1}); "
+            "name every column with its sensor id"
+        )
+    looks_like_readings = [i for i in sensor_ids if "." in i and is_number(i)]
+    if looks_like_readings:
+        raise DataError(
+            f"{path}: the first row holds numbers such as {looks_like_readings[0]}, not sensor "
+            "ids; add a header row naming each column's sensor id"
+        )
+    frame = _read_csv(path, header=None, skiprows=1)
+    if frame.empty:
+        raise DataError(f"{path}: no readings below the header; add one row per time step")
+    if frame.shape[1] != len(sensor_ids):
+        raise DataError(
+            f"{path}: {frame.shape[1]} values per row but {len(sensor_ids)} sensor ids in the "
+            "header; give every row one value per sensor"
+        )
+    values = _numeric(frame, path, first_line=2, labels=sensor_ids)
+    return sensor_ids, values.astype(np.float32)
+
+
+def read_adjacency_matrix(path: Path, num_sensors: int) -> SensorGraph:
+    """The graph of a headerless ``[n n]`` weight matrix, row = source sensor."""
+    frame = _read_csv(path, header=None)
+    if frame.shape != (num_sensors, num_sensors):
+        raise DataError(
+            f"{path}: adjacency is {frame.shape[0]}×{frame.shape[1]} but the speed CSV has "
+            f"{num_sensors} sensor columns; use the {num_sensors}×{num_sensors} matrix "
+            "released with these readings (no header)"
+        )
+    labels = tuple(str(j + 1) for j in range(num_sensors))
+    matrix = _numeric(frame, path, first_line=1, labels=labels)
+    bad = np.argwhere(~np.isfinite(matrix) | (matrix < 0))
+    if bad.size:
+        row, col = bad[0]
+        raise DataError(
+            f"{path}: weight at line {row + 1}, column {col + 1} is empty, negative or "
+            "infinite; give a weight ≥ 0 in every cell (0 = no edge)"
+        )
+    sources, targets = np.nonzero(matrix)
+    return weighted_graph(num_sensors, sources, targets, matrix[sources, targets])
+
+
+def _read_csv(path: Path, **options: object) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; write the T-GCN layout") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{path}: not a readable CSV ({str(error).splitlines()[0]}); "
+            "give every row the same number of comma-separated values"
+        ) from None
+
+
+def _numeric(
+    frame: pd.DataFrame, path: Path, first_line: int, labels: tuple[str, ...]
+) -> np.ndarray:
+    """``[r k]`` float64 of a table; an empty cell is NaN, other text a ``DataError``."""
+    for j, column in enumerate(frame.columns):
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        coerced = pd.to_numeric(frame[column], errors="coerce")
+        bad = np.flatnonzero((coerced.isna() & frame[column].notna()).to_numpy())
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(
+                f"{path}: line {first_line + i}, column {labels[j]} holds "
+                f"{frame[column].iloc[i]!r}, not a number; write plain numbers "
+                "(an empty cell for a missing value)"
+            )
+        frame[column] = coerced
+    values = frame.to_numpy(np.float64)
+    if np.isinf(values).any():
+        i, j = np.argwhere(np.isinf(values))[0]
+        raise DataError(
+            f"{path}: line {first_line + i}, column {labels[j]} is infinite; "
+            "write a finite number or leave the cell empty"
+        )
+    return values
