@@ -9,10 +9,19 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 from urbanflow.data.catalog import dataset_names, load_dataset
 from urbanflow.data.dataset import CityDataset
+from urbanflow.data.download import CATALOGUE, download, is_downloaded
 from urbanflow.errors import UrbanflowError
 from urbanflow.evaluation.evaluate import EvaluationResult, evaluate
 from urbanflow.evaluation.protocol import EvaluationPlan, make_plan, parse_horizons, parse_split
@@ -141,9 +150,35 @@ def demo_command(
 
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """The built-in datasets."""
+    """Built-in and downloadable datasets, and whether each is ready to use."""
+    table = Table(header_style="bold")
+    for column in ("name", "status", "description"):
+        table.add_column(column)
     for name in dataset_names():
-        console.print(name)
+        if name in CATALOGUE:
+            ready = is_downloaded(name)
+            status = "downloaded" if ready else f"urbanflow datasets download {name}"
+            table.add_row(name, status, CATALOGUE[name].description)
+        else:
+            table.add_row(name, "embedded", "Los Angeles freeway speed, 207 sensors, 1 week")
+    console.print(table)
+
+
+@datasets_app.command("download")
+def datasets_download(
+    name: Annotated[str, typer.Argument(help="metr-la, pems-bay, pems04 or pems08.")],
+) -> None:
+    """Fetch a standard dataset into the user cache and verify its checksums."""
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def show(filename: str, done: int, total: int | None) -> None:
+            if filename not in tasks:
+                tasks[filename] = bar.add_task(filename, total=total)
+            bar.update(tasks[filename], completed=done, total=total)
+
+        folder = download(name, progress=show)
+    console.print(f"{name} is ready in {folder}; use it as --dataset {name}")
 
 
 @datasets_app.command("info")

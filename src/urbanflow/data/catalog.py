@@ -1,15 +1,31 @@
-"""Datasets by name or path: the embedded Los-loop, downloaded standard sets, user folders."""
+"""Datasets by name or path: the embedded Los-loop, downloaded standard sets, files on disk.
+
+Names: ``los-loop`` (shipped inside the package) and the downloadable standard sets
+(``metr-la``, ``pems-bay``, ``pems04``, ``pems08``; ``urbanflow datasets download NAME``).
+Paths: a city folder, a METR-LA/PEMS-BAY ``.h5`` file (graph files beside it), a PEMS0X
+``.npz`` file (distances CSV beside it), or a T-GCN folder (``*_speed.csv`` + ``*_adj.csv``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from urbanflow.data.dataset import CityDataset
-from urbanflow.data.readers.city_folder import is_city_folder, read_city_folder
+from urbanflow.data.download import CATALOGUE, dataset_folder, is_downloaded
+from urbanflow.data.readers.city_folder import read_city_folder
+from urbanflow.data.readers.metr_hdf5 import read_traffic_hdf5
+from urbanflow.data.readers.pems_npz import PEMS_START, read_pems_npz
+from urbanflow.data.readers.tgcn_csv import LOS_LOOP_START, LOS_LOOP_TIMEZONE, read_tgcn_csv
 from urbanflow.errors import DataError, UnknownNameError
 
 EMBEDDED = ("los-loop",)
+# T-GCN releases: name prefix -> (start of the first row, frequency, time zone)
+TGCN_RELEASES = {
+    "los": (LOS_LOOP_START, "5min", LOS_LOOP_TIMEZONE),
+    "sz": ("2015-01-01 00:00", "15min", "Asia/Shanghai"),
+}
 
 
 def embedded_folder(name: str) -> Path:
@@ -18,23 +34,140 @@ def embedded_folder(name: str) -> Path:
 
 
 def dataset_names() -> list[str]:
-    return list(EMBEDDED)
+    """Every dataset name: embedded first, then downloadable."""
+    return [*EMBEDDED, *CATALOGUE]
 
 
 def load_dataset(name_or_path: str | Path) -> CityDataset:
-    """An embedded dataset by name, or a city folder by path."""
+    """A dataset by built-in name, or read from a path in any supported layout."""
     text = str(name_or_path)
     if text in EMBEDDED:
         return read_city_folder(embedded_folder(text))
+    if text in CATALOGUE:
+        return _load_downloaded(text)
     path = Path(text).expanduser()
     if path.exists():
-        if is_city_folder(path):
-            return read_city_folder(path)
-        raise DataError(
-            f"{path}: not a dataset this version can read; give a city folder "
-            "(readings.csv or readings.parquet beside sensors.csv, see docs/data-format.md)"
-        )
+        return _load_path(path)
     raise UnknownNameError(
-        f"no dataset named or at {text!r}; built-in names: {', '.join(dataset_names())}, "
-        "or give the path of a city folder"
+        f"no dataset named or at {text!r}; names: {', '.join(dataset_names())}, "
+        "or give the path of a city folder or data file"
+    )
+
+
+def _load_downloaded(name: str) -> CityDataset:
+    if not is_downloaded(name):
+        raise DataError(
+            f"{name} is not downloaded yet; run `urbanflow datasets download {name}` "
+            f"(files go to {dataset_folder(name)})"
+        )
+    return DOWNLOADED_READERS[name](dataset_folder(name))
+
+
+def _read_metr_la(folder: Path) -> CityDataset:
+    return read_traffic_hdf5(
+        folder / "metr-la.h5",
+        adjacency_pkl=folder / "adj_mx.pkl",
+        locations_csv=folder / "graph_sensor_locations.csv",
+        name="metr-la",
+    )
+
+
+def _read_pems_bay(folder: Path) -> CityDataset:
+    return read_traffic_hdf5(
+        folder / "pems-bay.h5",
+        adjacency_pkl=folder / "adj_mx_bay.pkl",
+        locations_csv=folder / "graph_sensor_locations_bay.csv",
+        name="pems-bay",
+    )
+
+
+def _pems_reader(name: str) -> Callable[[Path], CityDataset]:
+    stem = name.upper()
+
+    def read(folder: Path) -> CityDataset:
+        return read_pems_npz(
+            folder / f"{stem}.npz",
+            distances_csv=folder / f"{stem}.csv",
+            start=PEMS_START[name],
+            name=name,
+        )
+
+    return read
+
+
+DOWNLOADED_READERS: dict[str, Callable[[Path], CityDataset]] = {
+    "metr-la": _read_metr_la,
+    "pems-bay": _read_pems_bay,
+    "pems04": _pems_reader("pems04"),
+    "pems08": _pems_reader("pems08"),
+}
+
+
+def _load_path(path: Path) -> CityDataset:
+    if path.is_dir():
+        if any((path / f).exists() for f in ("sensors.csv", "readings.csv", "readings.parquet")):
+            return read_city_folder(path)
+        speeds = sorted(path.glob("*_speed.csv"))
+        if speeds:
+            return _load_tgcn(speeds[0])
+        data_files = sorted(path.glob("*.h5")) + sorted(path.glob("*.npz"))
+        if len(data_files) == 1:
+            return _load_path(data_files[0])
+    elif path.suffix == ".h5":
+        return _load_hdf5(path)
+    elif path.suffix == ".npz":
+        return _load_npz(path)
+    raise DataError(
+        f"{path}: not a layout urbanflow reads; give a city folder (readings.csv or "
+        "readings.parquet beside sensors.csv, see docs/data-format.md), an .h5 or .npz file, "
+        "or a T-GCN folder (NAME_speed.csv and NAME_adj.csv)"
+    )
+
+
+def _load_hdf5(path: Path) -> CityDataset:
+    """METR-LA / PEMS-BAY layout; the graph from a DCRNN pickle beside it, else distances."""
+    folder = path.parent
+    pickles = sorted(folder.glob("adj_mx*.pkl"))
+    locations = sorted(folder.glob("graph_sensor_locations*.csv"))
+    distances = sorted(folder.glob("distances*.csv"))
+    return read_traffic_hdf5(
+        path,
+        adjacency_pkl=pickles[0] if pickles else None,
+        distances_csv=distances[0] if distances and not pickles else None,
+        locations_csv=locations[0] if locations else None,
+        name=path.stem.lower(),
+    )
+
+
+def _load_npz(path: Path) -> CityDataset:
+    name = path.stem.lower()
+    if name not in PEMS_START:
+        raise DataError(
+            f"{path.name}: the start time of an NPZ series is not in the file; name it "
+            f"{'/'.join(s.upper() + '.npz' for s in PEMS_START)} or call read_pems_npz(start=...)"
+        )
+    distances = path.with_suffix(".csv")
+    return read_pems_npz(
+        path,
+        distances_csv=distances if distances.exists() else None,
+        start=PEMS_START[name],
+        name=name,
+    )
+
+
+def _load_tgcn(speed_csv: Path) -> CityDataset:
+    prefix = speed_csv.name.removesuffix("_speed.csv")
+    if prefix not in TGCN_RELEASES:
+        raise DataError(
+            f"{speed_csv.name}: a T-GCN speed file has no timestamps and {prefix!r} is not a "
+            f"known release ({', '.join(TGCN_RELEASES)}); convert it to a city folder"
+        )
+    start, frequency, timezone = TGCN_RELEASES[prefix]
+    return read_tgcn_csv(
+        speed_csv,
+        speed_csv.with_name(f"{prefix}_adj.csv"),
+        start=start,
+        frequency=frequency,
+        timezone=timezone,
+        name=f"{prefix}-tgcn",
     )

@@ -131,7 +131,8 @@ class CityDataset:
             )
         if len(self.metadata.channels) != channels:
             raise DataError(
-                f"metadata names {len(self.metadata.channels)} channels but readings have {channels}"
+                f"metadata names {len(self.metadata.channels)} channels "
+                f"but readings have {channels}"
             )
 
     @property

@@ -26,11 +26,6 @@ def write_distances(path: Path, rows: list[tuple[object, object, float]], header
     return path
 
 
-def kernel(distances: np.ndarray) -> np.ndarray:
-    weights = np.exp(-((distances / distances.std()) ** 2))
-    return np.where(weights >= 0.1, weights, 0.0)
-
-
 @pytest.fixture
 def pems04(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     data = write_npz(tmp_path / "PEMS04.npz")
@@ -72,15 +67,15 @@ def test_release_start_dates() -> None:
     }
 
 
-def test_graph_is_the_thresholded_kernel(pems04: tuple[Path, Path, np.ndarray]) -> None:
+def test_graph_links_listed_pairs_both_ways(pems04: tuple[Path, Path, np.ndarray]) -> None:
     npz, distances, _ = pems04
     graph = read_pems_npz(npz, distances_csv=distances, start="2018-01-01").graph
-    weights = kernel(np.array([d for _, _, d in EDGES]))
     expected = np.zeros((SENSORS, SENSORS))
-    for (a, b, _), w in zip(EDGES, weights, strict=True):
-        expected[a, b] = w
-    assert graph.num_edges == np.count_nonzero(weights) < len(EDGES)
-    np.testing.assert_allclose(graph.to_dense(), expected, rtol=1e-6)
+    for a, b, _ in EDGES:
+        expected[a, b] = expected[b, a] = 1.0
+    # every listed pair is kept, even 2.5 km, which a kernel with σ from them would drop
+    assert graph.num_edges == 2 * len(EDGES)
+    np.testing.assert_array_equal(graph.to_dense(), expected)
 
 
 def test_flow_only_release(tmp_path: Path) -> None:
@@ -104,8 +99,7 @@ def test_sensor_ids_from_an_id_file(tmp_path: Path) -> None:
         id_filename=tmp_path / "PEMS03.txt",
     )
     assert dataset.sensors.ids == tuple(ids)
-    first = kernel(np.array([d for _, _, d in EDGES]))[0]
-    assert dataset.graph.to_dense()[0, 1] == pytest.approx(first, rel=1e-6)
+    assert dataset.graph.to_dense()[0, 1] == dataset.graph.to_dense()[1, 0] == 1.0
 
 
 def test_missing_file(tmp_path: Path) -> None:

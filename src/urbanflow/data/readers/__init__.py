@@ -16,7 +16,7 @@ import pandas as pd
 
 from urbanflow.data.timegrid import parse_frequency
 from urbanflow.errors import DataError
-from urbanflow.graph.builders import gaussian_kernel_graph
+from urbanflow.graph.builders import gaussian_kernel_graph, weighted_graph
 from urbanflow.graph.graph import SensorGraph
 
 MAX_LISTED = 5
@@ -193,6 +193,24 @@ def distance_graph(
     ``drop_unknown`` (as DCRNN does for METR-LA's distance table, which covers more
     detectors than the readings); σ is then the spread of the rows kept.
     """
+    src, dst, distances = _distance_rows(path, sensor_ids, drop_unknown)
+    try:
+        return gaussian_kernel_graph(len(sensor_ids), src, dst, distances)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+
+
+def connectivity_graph(path: Path | str, sensor_ids: Sequence[str]) -> SensorGraph:
+    """Weight-1 edges, both ways, between the sensor pairs a distances CSV lists."""
+    src, dst, _ = _distance_rows(path, sensor_ids, drop_unknown=False)
+    ones = np.ones(2 * src.size)
+    return weighted_graph(len(sensor_ids), np.r_[src, dst], np.r_[dst, src], ones)
+
+
+def _distance_rows(
+    path: Path | str, sensor_ids: Sequence[str], drop_unknown: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sensor indices and distances of the CSV rows that link two of ``sensor_ids``."""
     sources, targets, distances = read_distances(path)
     ids = pd.Index(list(sensor_ids))
     src, dst = ids.get_indexer(sources), ids.get_indexer(targets)
@@ -208,10 +226,7 @@ def distance_graph(
             f"{path}: no row links two sensors of the readings; "
             "use the distance file of this data set"
         )
-    try:
-        return gaussian_kernel_graph(len(ids), src[known], dst[known], distances[known])
-    except DataError as error:
-        raise DataError(f"{path}: {error}") from None
+    return src[known], dst[known], distances[known]
 
 
 def _read_text_table(path: Path, what: str) -> pd.DataFrame:

@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
-from urbanflow.data.readers import distance_graph, grid_from_start, normalise_id, require_file
+from urbanflow.data.readers import (
+    connectivity_graph,
+    grid_from_start,
+    normalise_id,
+    require_file,
+)
 from urbanflow.data.timegrid import frequency_alias, parse_frequency
 from urbanflow.errors import DataError
 from urbanflow.graph.graph import SensorGraph
@@ -50,9 +55,11 @@ def read_pems_npz(
     vehicles per 5 minutes is channel 0. No value is declared missing. Sensors are the
     indices ``0..n-1``, or the ids of ``id_filename`` (one per line, in the ``n`` order).
     Timestamps start at ``start`` (naive = local in ``timezone``; ``PEMS_START`` has the
-    release dates) and step by ``frequency`` in absolute time. The graph is the thresholded
-    Gaussian kernel of ``distances_csv`` (no edges without it); a row naming a sensor
-    outside the readings is a ``DataError``.
+    release dates) and step by ``frequency`` in absolute time. The graph links the detector
+    pairs that ``distances_csv`` lists, both ways, with weight 1: the release lists only
+    adjacent detectors, so a distance kernel with σ from those few distances would drop most
+    of them (no edges without the file); a row naming a sensor outside the readings is a
+    ``DataError``.
     """
     npz_path = require_file(npz_path, "PEMS .npz file")
     data = read_npz_data(npz_path)
@@ -64,7 +71,7 @@ def read_pems_npz(
     if distances_csv is None:
         graph = SensorGraph.empty(num_sensors)
     else:
-        graph = distance_graph(distances_csv, sensor_ids)
+        graph = connectivity_graph(distances_csv, sensor_ids)
     nowhere = np.full(num_sensors, np.nan)
     return CityDataset(
         readings=data,
