@@ -1,0 +1,401 @@
+"""Baseline forecasters: persistence, calendar averages, seasonal naive and ridge regression.
+
+Vectorised NumPy rules and linear models. Every forecast is finite: a value a rule cannot
+produce (no reading in the input window, a calendar slot never seen) falls back to a coarser
+one and in the end to the sensor's training mean.
+
+Shapes: ``values: [t n]`` (channel 0 of the readings), ``times: [b]`` sample times, forecasts
+``[b h n]``, ridge features ``[b n f]``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from urbanflow.data.dataset import CityDataset
+from urbanflow.data.windows import input_windows
+from urbanflow.errors import ConfigError, DataError
+from urbanflow.models.base import Forecaster
+
+_CHUNK_ELEMENTS = 1 << 22  # ridge features built at most this many numbers at a time
+_NS_PER_DAY = 86_400 * 10**9
+
+
+# --- small pure helpers -------------------------------------------------------------------
+
+
+def training_means(values: np.ndarray) -> np.ndarray:
+    """``[t n] -> [n]`` mean of the present readings of each sensor.
+
+    A sensor without any reading gets the overall mean (0 when nothing is present at all).
+    """
+    present = ~np.isnan(values)
+    counts = present.sum(axis=0)
+    sums = np.where(present, values, 0.0).sum(axis=0, dtype=np.float64)
+    overall = sums.sum() / counts.sum() if counts.sum() else 0.0
+    return np.divide(sums, counts, out=np.full(sums.shape, overall), where=counts > 0)
+
+
+def training_stds(values: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``[t n] -> [n]`` standard deviation of the present readings; 1 where it is 0 or unknown."""
+    present = ~np.isnan(values)
+    counts = present.sum(axis=0)
+    squares = np.where(present, (values - means) ** 2, 0.0).sum(axis=0, dtype=np.float64)
+    stds = np.sqrt(np.divide(squares, counts, out=np.zeros(squares.shape), where=counts > 0))
+    return np.where(stds > 0, stds, 1.0)
+
+
+def last_present(values: np.ndarray, times: np.ndarray, input_len: int) -> np.ndarray:
+    """``[b n]`` latest present reading in ``values[t-L : t]`` for each ``t``; NaN where none.
+
+    Works in O(t·n) on the span the samples cover (a running index of the latest reading),
+    never gathering the ``[b L n]`` windows.
+    """
+    if times.size == 0:
+        return np.empty((0, values.shape[1]))
+    start = int(times.min()) - input_len
+    segment = values[start : int(times.max())]  # [s n]
+    steps = np.arange(segment.shape[0])[:, None]
+    latest = np.maximum.accumulate(np.where(np.isnan(segment), -1, steps), axis=0)  # [s n]
+    index = latest[times - 1 - start]  # [b n]
+    found = index >= (times - input_len - start)[:, None]
+    value = np.take_along_axis(segment, np.maximum(index, 0), axis=0)
+    return np.where(found, value, np.nan)
+
+
+def fill_windows(windows: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
+    """``[b l n]`` windows with each gap filled by the latest earlier reading of its window.
+
+    Gaps before the window's first reading take ``fallback`` (``[n]`` or a scalar).
+    """
+    positions = np.arange(windows.shape[1])[None, :, None]
+    latest = np.maximum.accumulate(np.where(np.isnan(windows), -1, positions), axis=1)
+    filled = np.take_along_axis(windows, np.maximum(latest, 0), axis=1)
+    return np.where(latest >= 0, filled, fallback)
+
+
+def future_values(values: np.ndarray, times: np.ndarray, horizon: int) -> np.ndarray:
+    """``[b h n]`` readings ``values[t : t+H]``, NaN where a step lies beyond the end."""
+    index = times[:, None] + np.arange(horizon)  # [b h]
+    inside = index < values.shape[0]
+    gathered = values[np.minimum(index, values.shape[0] - 1)]
+    return np.where(inside[..., None], gathered, np.nan)
+
+
+def step_times(dataset: CityDataset, indices: np.ndarray) -> pd.DatetimeIndex:
+    """Local timestamps of grid steps ``indices`` (any shape, flattened), also past the end."""
+    nanoseconds = dataset.timestamps[0].value + np.ravel(indices).astype(np.int64) * (
+        dataset.step.value
+    )
+    return pd.to_datetime(nanoseconds, utc=True).tz_convert(dataset.timestamps.tz)
+
+
+def nanoseconds_of_day(stamps: pd.DatetimeIndex) -> np.ndarray:
+    """``[k]`` wall-clock time since local midnight, in nanoseconds."""
+    seconds = stamps.hour * 3600 + stamps.minute * 60 + stamps.second
+    return np.asarray(seconds, dtype=np.int64) * 10**9 + np.asarray(
+        stamps.microsecond * 1000 + stamps.nanosecond, dtype=np.int64
+    )
+
+
+def slots_per_day(step: pd.Timedelta) -> int:
+    """Number of time-of-day slots a grid of this step has (1 for steps of a day or more)."""
+    return max(1, -(-_NS_PER_DAY // step.value))
+
+
+def calendar_slots(stamps: pd.DatetimeIndex, step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """``([k], [k])`` local weekday (Monday = 0) and time-of-day slot of each timestamp."""
+    slot = np.minimum(nanoseconds_of_day(stamps) // step.value, slots_per_day(step) - 1)
+    return np.asarray(stamps.day_of_week, dtype=np.int64), slot
+
+
+def group_means(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
+    """``[t n] -> [count n]`` mean of the present readings per group; NaN for an empty group."""
+    present = ~np.isnan(values)
+    onehot = sparse.csr_matrix(
+        (np.ones(groups.size), (groups, np.arange(groups.size))), shape=(count, groups.size)
+    )
+    sums = onehot @ np.where(present, values, 0.0).astype(np.float64)
+    counts = onehot @ present.astype(np.float64)
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+
+
+def chunks(times: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Consecutive slices of ``times`` of at most ``size`` samples."""
+    for start in range(0, times.size, size):
+        yield times[start : start + size]
+
+
+def _with_fallback(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), fallback, values)
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+class LastValue(Forecaster):
+    """Persistence: every step ahead repeats the latest present reading of the input window.
+
+    A sensor with no reading in its window falls back to its training mean.
+    """
+
+    name: ClassVar[str] = "last-value"
+
+    def parameter_count(self) -> int:
+        return int(self.means_.size)
+
+    def _fit(self, dataset: CityDataset) -> None:
+        self.means_ = training_means(dataset.readings[..., 0])
+
+    def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+        latest = _with_fallback(
+            last_present(dataset.readings[..., 0], times, self.input_len), self.means_
+        )  # [b n]
+        return np.repeat(latest[:, None, :].astype(np.float32), self.horizon, axis=1)
+
+
+class HistoricalAverage(Forecaster):
+    """Mean training reading per (local weekday, time-of-day slot, sensor) of each target time.
+
+    A (weekday, slot) never seen in training falls back to the slot's mean over all days, then
+    to the sensor's training mean. ``profile_``: ``[7 s n]``, ``s`` slots per day.
+    """
+
+    name: ClassVar[str] = "historical-average"
+
+    def parameter_count(self) -> int:
+        return int(self.profile_.size)
+
+    def _fit(self, dataset: CityDataset) -> None:
+        values = dataset.readings[..., 0]
+        slots = slots_per_day(dataset.step)
+        weekday, slot = calendar_slots(dataset.timestamps, dataset.step)
+        weekly = group_means(values, weekday * slots + slot, 7 * slots).reshape(7, slots, -1)
+        daily = group_means(values, slot, slots)  # [s n]
+        profile = _with_fallback(weekly, _with_fallback(daily, training_means(values)))
+        self.step_ = dataset.step
+        self.profile_ = profile.astype(np.float32)
+
+    def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+        if dataset.step != self.step_:
+            raise DataError(
+                f"{self.name} was fitted on {self.step_} steps but the dataset has "
+                f"{dataset.step}; forecast data of the frequency it was fitted on"
+            )
+        targets = times[:, None] + np.arange(self.horizon)  # [b h]
+        weekday, slot = calendar_slots(step_times(dataset, targets), dataset.step)
+        return self.profile_[weekday, slot].reshape(
+            times.size, self.horizon, self.profile_.shape[-1]
+        )
+
+
+class SeasonalNaive(Forecaster):
+    """Target ``t+k`` repeats the reading one season earlier, ``t+k-period``.
+
+    ``season``: ``"day"`` or ``"week"``. Where that reading is missing, before the start, or
+    not yet known at ``t`` (horizon longer than the period), the latest present reading of the
+    input window is used, then the sensor's training mean.
+    """
+
+    name: ClassVar[str] = "seasonal-naive"
+    seasons: ClassVar[dict[str, int]] = {"day": 1, "week": 7}
+
+    def __init__(self, input_len: int = 12, horizon: int = 12, *, season: str = "day") -> None:
+        super().__init__(input_len, horizon)
+        self.season = season
+
+    def parameter_count(self) -> int:
+        return int(self.means_.size)
+
+    def _fit(self, dataset: CityDataset) -> None:
+        if self.season not in self.seasons:
+            raise ConfigError(
+                f"{self.name}: season {self.season!r} is not one of {sorted(self.seasons)}"
+            )
+        self.means_ = training_means(dataset.readings[..., 0])
+
+    def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+        values = dataset.readings[..., 0]
+        period = dataset.steps_per_day * self.seasons[self.season]
+        source = times[:, None] + np.arange(self.horizon) - period  # [b h]
+        known = (source >= 0) & (source < times[:, None])
+        seasonal = np.where(known[..., None], values[np.where(known, source, 0)], np.nan)
+        latest = _with_fallback(last_present(values, times, self.input_len), self.means_)
+        return _with_fallback(seasonal, latest[:, None, :].astype(np.float32))
+
+
+# --- ridge regression -----------------------------------------------------------------------
+
+
+def ridge_features(
+    scaled: np.ndarray,
+    times: np.ndarray,
+    input_len: int,
+    transition: sparse.spmatrix,
+    day_fraction: np.ndarray,
+) -> np.ndarray:
+    """``[b n f]`` features, ``f = 2L + 3``: own lags, neighbour-average lags, sin, cos, 1.
+
+    ``scaled``: ``[t n]`` standardised readings (NaN missing; gaps take the latest earlier
+    reading of the window, else 0, the training mean); ``transition``: ``[n n]`` row-normalised
+    adjacency; ``day_fraction``: ``[b]`` local time of day of each issue time ``t``, in days.
+    """
+    own = fill_windows(input_windows(scaled, times, input_len), 0.0)  # [b l n]
+    b, lags, n = own.shape
+    neighbours = np.asarray(transition @ own.reshape(b * lags, n).T).T.reshape(b, lags, n)
+    angle = 2 * np.pi * day_fraction
+    calendar = np.stack([np.sin(angle), np.cos(angle), np.ones(b)], axis=-1)  # [b 3]
+    return np.concatenate(
+        [
+            own.transpose(0, 2, 1),
+            neighbours.transpose(0, 2, 1),
+            np.broadcast_to(calendar[:, None, :], (b, n, 3)),
+        ],
+        axis=-1,
+    )
+
+
+def by_group(rows: np.ndarray, per_sensor: bool) -> np.ndarray:
+    """``[b n f] -> [g r f]``: ``[n b f]`` per sensor, else one group ``[1 (b n) f]``."""
+    if per_sensor:
+        return rows.transpose(1, 0, 2)
+    return rows.reshape(1, -1, rows.shape[-1])
+
+
+def padded_rows(flags: np.ndarray) -> np.ndarray:
+    """``[g r] -> [g k]`` indices of the flagged rows of each group, padded with ``r``."""
+    group, row = np.nonzero(flags)
+    counts = flags.sum(axis=1)
+    starts = np.cumsum(counts) - counts
+    indices = np.full((flags.shape[0], counts.max(initial=0)), flags.shape[1])
+    indices[group, np.arange(group.size) - starts[group]] = row
+    return indices
+
+
+def accumulate_normal_equations(
+    gram: np.ndarray, moment: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> None:
+    """Add ``XᵀX`` to ``gram: [g h f f]`` and ``Xᵀy`` to ``moment: [g f h]`` in place.
+
+    ``x: [g r f]``, ``y: [g r h]``; a row with a missing target is left out of that step:
+    the full product is added to every step and the rows of its missing targets taken back
+    out, so the cost grows with the missing targets rather than with ``h`` full products.
+    """
+    present = ~np.isnan(y)
+    x_t = x.transpose(0, 2, 1)
+    moment += x_t @ np.where(present, y, 0.0)
+    gram += (x_t @ x)[:, None]
+    if present.all():
+        return
+    with_zero_row = np.concatenate([x, np.zeros_like(x[:, :1])], axis=1)  # [g r+1 f]
+    groups = np.arange(x.shape[0])[:, None]
+    for step in range(y.shape[-1]):  # a loop over horizon steps, each one batched product
+        left_out = with_zero_row[groups, padded_rows(~present[..., step])]  # [g k f]
+        gram[:, step] -= left_out.transpose(0, 2, 1) @ left_out
+
+
+def solve_ridge(gram: np.ndarray, moment: np.ndarray, alpha: float) -> np.ndarray:
+    """``[g f h]`` weights solving ``(XᵀX + αI) w = Xᵀy`` for each group and step."""
+    system = gram + alpha * np.eye(gram.shape[-1])
+    rhs = moment.transpose(0, 2, 1)[..., None]  # [g h f 1]
+    try:
+        weights = np.linalg.solve(system, rhs)
+    except np.linalg.LinAlgError:  # singular only when alpha = 0: least squares instead
+        weights = np.linalg.pinv(system) @ rhs
+    return weights[..., 0].transpose(0, 2, 1)
+
+
+class Ridge(Forecaster):
+    """Linear model per step ahead on the sensor's lags, its neighbours' lags and the clock.
+
+    Readings are standardised per sensor with training mean and std; the model predicts the
+    standardised target ``t+k`` from features ``[own L lags, neighbour-average L lags,
+    sin/cos of the time of day of t, 1]``. ``per_sensor=False`` shares one ``[f h]`` weight
+    matrix across sensors; ``True`` fits one per sensor (``weights_: [n f h]``).
+    """
+
+    name: ClassVar[str] = "ridge"
+
+    def __init__(
+        self,
+        input_len: int = 12,
+        horizon: int = 12,
+        *,
+        alpha: float = 1.0,
+        per_sensor: bool = False,
+    ) -> None:
+        super().__init__(input_len, horizon)
+        self.alpha = alpha
+        self.per_sensor = per_sensor
+
+    def parameter_count(self) -> int:
+        return int(self.weights_.size + self.mean_.size + self.std_.size)
+
+    def _check_hyperparameters(self) -> None:
+        if (
+            isinstance(self.alpha, bool)
+            or not isinstance(self.alpha, numbers.Real)
+            or not (np.isfinite(self.alpha) and self.alpha >= 0)
+        ):
+            raise ConfigError(f"{self.name}: alpha must be a finite number ≥ 0; got {self.alpha!r}")
+        if not isinstance(self.per_sensor, (bool, np.bool_)):
+            raise ConfigError(
+                f"{self.name}: per_sensor must be true or false; got {self.per_sensor!r}"
+            )
+
+    def _fit(self, dataset: CityDataset) -> None:
+        self._check_hyperparameters()
+        values = dataset.readings[..., 0]
+        self.mean_ = training_means(values)
+        self.std_ = training_stds(values, self.mean_)
+        scaled = (values - self.mean_) / self.std_
+        transition = dataset.graph.row_normalised()
+        features = 2 * self.input_len + 3
+        groups = dataset.num_sensors if self.per_sensor else 1
+        gram = np.zeros((groups, self.horizon, features, features))
+        moment = np.zeros((groups, features, self.horizon))
+        times = np.arange(self.input_len, dataset.num_steps)
+        for chunk in chunks(times, self._chunk_size(dataset.num_sensors)):
+            x = ridge_features(
+                scaled, chunk, self.input_len, transition, self._day_fraction(dataset, chunk)
+            )
+            y = future_values(scaled, chunk, self.horizon).transpose(0, 2, 1)  # [b n h]
+            accumulate_normal_equations(
+                gram, moment, by_group(x, self.per_sensor), by_group(y, self.per_sensor)
+            )
+        self.weights_ = solve_ridge(gram, moment, float(self.alpha))
+
+    def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+        forecast = np.empty((times.size, self.horizon, dataset.num_sensors), dtype=np.float32)
+        if times.size == 0:
+            return forecast
+        start = int(times.min()) - self.input_len
+        scaled = (dataset.readings[start : int(times.max()), :, 0] - self.mean_) / self.std_
+        transition = dataset.graph.row_normalised()
+        size = self._chunk_size(dataset.num_sensors)
+        for first in range(0, times.size, size):
+            chunk = times[first : first + size]
+            x = ridge_features(
+                scaled,
+                chunk - start,
+                self.input_len,
+                transition,
+                self._day_fraction(dataset, chunk),
+            )
+            z = x.transpose(1, 0, 2) @ self.weights_  # [n b h]
+            z = z * self.std_[:, None, None] + self.mean_[:, None, None]
+            forecast[first : first + size] = z.transpose(1, 2, 0)
+        return forecast
+
+    def _chunk_size(self, num_sensors: int) -> int:
+        return max(1, _CHUNK_ELEMENTS // (num_sensors * (2 * self.input_len + 3)))
+
+    @staticmethod
+    def _day_fraction(dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+        return nanoseconds_of_day(step_times(dataset, times)) / _NS_PER_DAY

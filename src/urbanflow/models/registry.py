@@ -1,0 +1,94 @@
+"""The model registry: every name the CLI, the API and the benchmark can ask for.
+
+``MODELS`` is a plain table ``name -> ModelEntry``: where the class lives (``"module:Class"``,
+imported only when the model is made, so optional dependencies load lazily) and the preset
+hyperparameters that distinguish a variant (``ridge-per-sensor`` is ``ridge`` with
+``per_sensor=True``). A neural model is added with one row, naming the extra it needs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from urbanflow.errors import ConfigError, UnknownNameError
+from urbanflow.models.base import Forecaster
+
+_BASELINES = "urbanflow.models.baselines"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Where a model's class lives and the hyperparameters its registry name presets."""
+
+    target: str  # "package.module:ClassName"
+    presets: Mapping[str, object] = field(default_factory=dict)
+    extra: str | None = None  # the pip extra its imports need, if any
+
+    def load(self) -> type[Forecaster]:
+        """Import and return the class (the import happens here, not when listing names)."""
+        module_name, _, class_name = self.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if self.extra is None:
+                raise
+            raise ConfigError(
+                f"model class {self.target} needs the optional dependency {error.name!r}; "
+                f"install it with `pip install 'urbanflow[{self.extra}]'`"
+            ) from error
+        return getattr(module, class_name)
+
+
+MODELS: Mapping[str, ModelEntry] = MappingProxyType(
+    {
+        "last-value": ModelEntry(f"{_BASELINES}:LastValue"),
+        "historical-average": ModelEntry(f"{_BASELINES}:HistoricalAverage"),
+        "seasonal-naive": ModelEntry(f"{_BASELINES}:SeasonalNaive", {"season": "day"}),
+        "seasonal-naive-week": ModelEntry(f"{_BASELINES}:SeasonalNaive", {"season": "week"}),
+        "ridge": ModelEntry(f"{_BASELINES}:Ridge"),
+        "ridge-per-sensor": ModelEntry(f"{_BASELINES}:Ridge", {"per_sensor": True}),
+    }
+)
+
+
+def model_names() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(MODELS)
+
+
+def hyperparameter_names(model_class: type[Forecaster]) -> list[str]:
+    """Keyword hyperparameters a model class takes besides ``input_len`` and ``horizon``."""
+    parameters = inspect.signature(model_class.__init__).parameters
+    return [
+        name
+        for name, parameter in parameters.items()
+        if name not in {"self", "input_len", "horizon"}
+        and parameter.kind in {parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD}
+    ]
+
+
+def make_model(
+    name: str, *, input_len: int = 12, horizon: int = 12, **hyperparameters: object
+) -> Forecaster:
+    """An unfitted model by registry name; ``hyperparameters`` override the name's presets."""
+    entry = MODELS.get(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownNameError(
+            f"unknown model {name!r}; choose one of: {', '.join(model_names())}{hint}"
+        )
+    model_class = entry.load()
+    valid = hyperparameter_names(model_class)
+    unknown = sorted(set(hyperparameters) - set(valid))
+    if unknown:
+        takes = f"takes only {', '.join(valid)}" if valid else "takes no hyperparameters"
+        raise ConfigError(
+            f"model {name!r} has no hyperparameter {', '.join(map(repr, unknown))}; it {takes}"
+        )
+    return model_class(input_len=input_len, horizon=horizon, **{**entry.presets, **hyperparameters})

@@ -1,0 +1,246 @@
+"""Behaviour of each baseline, checked against values computed by hand on tiny series."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from urbanflow import CityDataset, SensorGraph
+from urbanflow.data.windows import target_windows
+from urbanflow.errors import ConfigError, UnknownNameError
+from urbanflow.models.baselines import (
+    HistoricalAverage,
+    LastValue,
+    Ridge,
+    SeasonalNaive,
+    accumulate_normal_equations,
+    fill_windows,
+)
+from urbanflow.models.registry import MODELS, make_model, model_names
+
+DatasetBuilder = Callable[..., CityDataset]  # the `make_dataset` fixture of conftest.py
+nan = np.nan
+
+
+# --- last value ---------------------------------------------------------------------------
+
+
+def test_last_value_takes_latest_present_reading_else_training_mean(
+    make_dataset: DatasetBuilder,
+) -> None:
+    values = np.array(
+        [  # sensor 0, sensor 1, sensor 2 (never reports)
+            [1, 10, nan],
+            [2, 20, nan],
+            [3, nan, nan],
+            [4, nan, nan],
+            [nan, nan, nan],
+            [nan, nan, nan],
+            [7, nan, nan],
+            [8, nan, nan],
+        ]
+    )
+    dataset = make_dataset(values)
+    model = LastValue(input_len=3, horizon=2).fit(dataset.slice_steps(0, 4))
+    # training means: 2.5, 15, and for the silent sensor the overall mean 40 / 6
+    forecast = model.predict(dataset, np.array([4, 6, 7, 8]))
+    expected = np.array(
+        [
+            [4, 20, 40 / 6],  # t=4: window 1..3
+            [4, 15, 40 / 6],  # t=6: window 3..5, sensor 1 has none there
+            [7, 15, 40 / 6],
+            [8, 15, 40 / 6],  # t=8: a live forecast past the end
+        ]
+    )
+    np.testing.assert_allclose(forecast, np.repeat(expected[:, None], 2, axis=1), rtol=1e-6)
+
+
+def test_fill_windows_carries_forward_then_falls_back() -> None:
+    windows = np.array([[[nan], [1.0], [nan], [3.0], [nan]]])  # [b l n]
+    np.testing.assert_array_equal(fill_windows(windows, 9.0)[0, :, 0], [9, 1, 1, 3, 3])
+
+
+# --- historical average -------------------------------------------------------------------
+
+
+def test_historical_average_uses_weekday_profile_and_time_of_day_for_unseen_weekday(
+    make_dataset: DatasetBuilder,
+) -> None:
+    # 12-hour steps from Monday 2024-01-01: two weeks, two slots a day, Sundays never reported
+    steps = np.arange(28)
+    weekday, slot, week = (steps // 2) % 7, steps % 2, steps // 14
+    sensor0 = weekday * 10.0 + slot + 2 * week  # weekday mean: 10·weekday + slot + 1
+    sensor1 = np.where(slot == 0, weekday + 100.0, nan)  # slot 1 never seen: sensor mean
+    values = np.stack([sensor0, sensor1], axis=1)
+    values[weekday == 6] = nan
+    dataset = make_dataset(values, frequency="12h")
+    model = HistoricalAverage(input_len=1, horizon=14).fit(dataset)
+
+    forecast = model.predict(dataset, np.array([28]))[0]  # the whole third week, past the end
+    target_weekday, target_slot = np.arange(14) // 2, np.arange(14) % 2
+    expected0 = np.where(
+        target_weekday < 6, 10.0 * target_weekday + target_slot + 1, 25.0 + target_slot + 1
+    )
+    np.testing.assert_allclose(forecast[:, 0], expected0)
+    expected1 = np.where((target_slot == 0) & (target_weekday < 6), target_weekday + 100.0, 102.5)
+    np.testing.assert_allclose(forecast[:, 1], expected1)
+    assert model.parameter_count() == 7 * 2 * 2
+
+
+def test_historical_average_uses_local_time_across_daylight_saving(
+    make_dataset: DatasetBuilder,
+) -> None:
+    # two weeks of hourly readings in Los Angeles around the 2024-03-10 clock change; each
+    # reading is the local hour, so the profile must be indexed by local wall-clock time
+    stamps = pd.date_range("2024-03-04", periods=14 * 24 + 48, freq="1h", tz="America/Los_Angeles")
+    values = np.asarray(stamps.hour, dtype=float)[:, None]
+    dataset = make_dataset(values[: 14 * 24], start="2024-03-04", timezone="America/Los_Angeles")
+    model = HistoricalAverage(input_len=1, horizon=48).fit(dataset)
+    forecast = model.predict(dataset, np.array([14 * 24]))
+    np.testing.assert_allclose(forecast[0, :, 0], values[14 * 24 :, 0])
+
+
+# --- seasonal naive -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def six_hourly(make_dataset: DatasetBuilder) -> CityDataset:
+    """6-hour steps (4 a day): sensor 0 reads its step index (gap at 5), sensor 1 only 3, 5."""
+    sensor0 = np.arange(16.0)
+    sensor0[5] = nan
+    sensor1 = np.full(16, nan)
+    sensor1[:2] = [3.0, 5.0]
+    return make_dataset(np.stack([sensor0, sensor1], axis=1), frequency="6h")
+
+
+def test_seasonal_naive_reads_one_day_back(six_hourly: CityDataset) -> None:
+    model = SeasonalNaive(input_len=2, horizon=5).fit(six_hourly)
+    forecast = model.predict(six_hourly, np.array([8, 2]))
+    # t=8: sources 4..8; 5 is missing and 8 is not known yet -> latest in window (7)
+    np.testing.assert_allclose(forecast[0, :, 0], [4, 7, 6, 7, 7])
+    # sensor 1 has no reading a day back nor in its window -> training mean 4
+    np.testing.assert_allclose(forecast[0, :, 1], [4] * 5)
+    # t=2: sources -2..2; before the start or not yet known -> latest in window (1)
+    np.testing.assert_allclose(forecast[1, :, 0], [1, 1, 0, 1, 1])
+
+
+def test_seasonal_naive_week_falls_back_before_a_week_is_known(six_hourly: CityDataset) -> None:
+    model = make_model("seasonal-naive-week", input_len=2, horizon=5).fit(six_hourly)
+    assert model.season == "week"
+    np.testing.assert_allclose(model.predict(six_hourly, np.array([8]))[0, :, 0], [7] * 5)
+
+
+def test_seasonal_naive_rejects_an_unknown_season(six_hourly: CityDataset) -> None:
+    with pytest.raises(ConfigError, match="season"):
+        SeasonalNaive(season="month").fit(six_hourly)
+
+
+# --- ridge --------------------------------------------------------------------------------
+
+
+def sinusoids(periods: np.ndarray, steps: int) -> np.ndarray:
+    """``[t n]`` sinusoids with their own period, level, amplitude and phase per sensor."""
+    sensors = np.arange(periods.size)
+    time = np.arange(steps)[:, None]
+    return 20.0 + 3 * sensors + (2.0 + sensors) * np.sin(2 * np.pi * time / periods + sensors)
+
+
+def test_ridge_recovers_an_exactly_linear_process(make_dataset: DatasetBuilder) -> None:
+    # each sensor follows x_t = (1 + 2cos ω)(x_{t-1} - x_{t-2}) + x_{t-3} exactly
+    dataset = make_dataset(sinusoids(np.full(6, 7.0), 400))
+    model = Ridge(alpha=1e-8).fit(dataset.slice_steps(0, 300))
+    times = np.arange(300, 400 - 12 + 1)
+    error = model.predict(dataset, times) - target_windows(dataset.readings, times, 12)
+    assert np.abs(error).max() < 1e-3
+    assert model.weights_.shape == (1, 2 * 12 + 3, 12)
+
+
+def test_ridge_per_sensor_fits_each_sensor_its_own_coefficients(
+    make_dataset: DatasetBuilder,
+) -> None:
+    # two lags determine each sinusoid, but with different coefficients per period
+    dataset = make_dataset(sinusoids(np.array([7.0, 5.0, 11.0]), 400), graph=SensorGraph.empty(3))
+    times = np.arange(300, 400 - 3 + 1)
+    target = target_windows(dataset.readings, times, 3)
+    errors = {}
+    for name in ("ridge", "ridge-per-sensor"):
+        model = make_model(name, input_len=2, horizon=3, alpha=1e-8)
+        model.fit(dataset.slice_steps(0, 300))
+        errors[name] = np.abs(model.predict(dataset, times) - target).max()
+    assert errors["ridge-per-sensor"] < 1e-3 < 0.1 < errors["ridge"]
+    weights = model.weights_
+    assert weights.shape == (3, 2 * 2 + 3, 3)
+    assert not np.allclose(weights[0], weights[1], atol=1e-2)
+
+
+def test_ridge_predicts_a_constant_sensor(make_dataset: DatasetBuilder) -> None:
+    values = np.column_stack([np.full(60, 4.0), sinusoids(np.array([7.0]), 60)[:, 0]])
+    values[20:25, 1] = nan
+    dataset = make_dataset(values)
+    model = Ridge(input_len=4, horizon=2, per_sensor=True).fit(dataset)
+    forecast = model.predict(dataset, np.array([40, 60]))
+    np.testing.assert_allclose(forecast[..., 0], 4.0, atol=1e-6)
+    assert model.std_[0] == 1.0
+
+
+def test_ridge_leaves_rows_with_a_missing_target_out_of_that_step() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 10, 3))  # [g r f]
+    y = rng.standard_normal((1, 10, 2))  # [g r h]
+    y[0, [2, 7], 1] = nan
+    gram, moment = np.zeros((1, 2, 3, 3)), np.zeros((1, 3, 2))
+    accumulate_normal_equations(gram, moment, x, y)
+    kept = x[0, [0, 1, 3, 4, 5, 6, 8, 9]]
+    np.testing.assert_allclose(gram[0, 0], x[0].T @ x[0])
+    np.testing.assert_allclose(gram[0, 1], kept.T @ kept)
+    np.testing.assert_allclose(moment[0, :, 1], kept.T @ y[0, [0, 1, 3, 4, 5, 6, 8, 9], 1])
+
+
+@pytest.mark.parametrize("alpha", [-1.0, float("nan"), "big"])
+def test_ridge_rejects_a_bad_alpha(make_dataset: DatasetBuilder, alpha: object) -> None:
+    with pytest.raises(ConfigError, match="alpha"):
+        Ridge(alpha=alpha).fit(make_dataset(np.ones((30, 2))))
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+def test_registry_lists_every_baseline() -> None:
+    assert model_names() == sorted(MODELS)
+    assert {
+        "last-value",
+        "historical-average",
+        "seasonal-naive",
+        "seasonal-naive-week",
+        "ridge",
+        "ridge-per-sensor",
+    } <= set(model_names())
+
+
+def test_registry_presets_and_overrides() -> None:
+    assert make_model("ridge-per-sensor").per_sensor is True
+    model = make_model("ridge-per-sensor", input_len=6, horizon=3, alpha=0.5)
+    assert model.hyperparameters() == {
+        "input_len": 6,
+        "horizon": 3,
+        "alpha": 0.5,
+        "per_sensor": True,
+    }
+    assert make_model("seasonal-naive").season == "day"
+
+
+def test_unknown_model_name_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownNameError, match="last-value") as raised:
+        make_model("last-valu")
+    assert "did you mean 'last-value'" in str(raised.value)
+    assert isinstance(raised.value, KeyError)
+
+
+def test_unknown_hyperparameter_names_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="alpha, per_sensor"):
+        make_model("ridge", lambda_=1.0)
+    with pytest.raises(ConfigError, match="takes no hyperparameters"):
+        make_model("last-value", alpha=1.0)
