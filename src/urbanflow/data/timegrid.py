@@ -22,6 +22,8 @@ def parse_frequency(text: str) -> pd.Timedelta:
     cleaned = str(text).strip()
     try:
         if cleaned.upper().startswith("P"):
+            if "M" in cleaned.upper().partition("T")[0]:  # pandas would read P1M as a minute
+                raise ValueError("months are not a fixed duration")
             step = pd.Timedelta(cleaned.upper())
         else:
             step = pd.Timedelta(pd.tseries.frequencies.to_offset(cleaned))
@@ -36,8 +38,9 @@ def parse_frequency(text: str) -> pd.Timedelta:
 
 
 def frequency_alias(step: pd.Timedelta) -> str:
-    """The canonical pandas alias of a step, e.g. ``5min``."""
-    return pd.tseries.frequencies.to_offset(step).freqstr
+    """The canonical pandas alias of a step, e.g. ``5min``, ``1h`` (never a bare ``h``)."""
+    alias = pd.tseries.frequencies.to_offset(step).freqstr
+    return alias if alias[0].isdigit() else f"1{alias}"
 
 
 def infer_step(times_ns: np.ndarray) -> pd.Timedelta:
@@ -135,10 +138,16 @@ class Grid:
 
 
 def fit_grid(utc_ns: np.ndarray, step: pd.Timedelta | None) -> tuple[Grid, int | None]:
-    """The grid that holds every time, and the first row off it (None if all are on it)."""
+    """The grid that holds every time, and the first row off it (None if all are on it).
+
+    The grid's phase is the one most rows share (ties: the earliest time's), so a single
+    stray first row is the one reported, not every row after it.
+    """
     step_ns = (step if step is not None else infer_step(utc_ns)).value
-    start = int(utc_ns.min())
-    off = (utc_ns - start) % step_ns != 0
+    phase = (utc_ns - utc_ns.min()) % step_ns
+    phases, counts = np.unique(phase, return_counts=True)
+    off = phase != phases[np.argmax(counts)]
     first_off = int(np.argmax(off)) if off.any() else None
+    start = int(utc_ns[~off].min())
     length = int((utc_ns.max() - start) // step_ns) + 1
     return Grid(start, step_ns, length), first_off

@@ -87,7 +87,10 @@ def read_city_folder(folder: Path | str) -> CityDataset:
     long = _drop_null_values(long, settings.null_value)
     _check_known_sensors(long["sensor_id"], sensors, readings_path)
     occurrence = long.groupby(["sensor_id", "timestamp"], sort=False).cumcount().to_numpy()
-    parsed = parse_timestamps(long["timestamp"], occurrence, settings.timezone)
+    try:
+        parsed = parse_timestamps(long["timestamp"], occurrence, settings.timezone)
+    except DataError as error:
+        raise DataError(f"{readings_path.name}: {error}") from None
     if parsed.invalid.any():
         row = int(np.argmax(parsed.invalid))
         text = long["timestamp"].iloc[row]
@@ -102,7 +105,10 @@ def read_city_folder(folder: Path | str) -> CityDataset:
             "write ISO 8601 such as '2024-03-01 08:05' or '2024-03-01T08:05:00+01:00'"
         )
     step = parse_frequency(settings.frequency) if settings.frequency else None
-    grid, first_off = fit_grid(parsed.utc_ns, step)
+    try:
+        grid, first_off = fit_grid(parsed.utc_ns, step)
+    except DataError as error:
+        raise DataError(f"{readings_path.name}: {error}") from None
     step_name = frequency_alias(pd.Timedelta(grid.step, unit="ns"))
     if first_off is not None:
         how = "given in dataset.toml" if step else "inferred from the data"
@@ -117,7 +123,9 @@ def read_city_folder(folder: Path | str) -> CityDataset:
             f"{readings_path.name}: only {distinct} of {grid.length} time steps of the "
             f"{step_name} grid have readings (under half); check `frequency` or the export"
         )
-    readings = _fill_grid(long, parsed.utc_ns, grid.positions(parsed.utc_ns), sensors, grid.length)
+    readings = _fill_grid(
+        long, parsed.utc_ns, grid.positions(parsed.utc_ns), sensors, grid.length, readings_path
+    )
     timestamps = grid.index(settings.timezone)
     metadata = DatasetMetadata(
         name=settings.name,
@@ -152,8 +160,18 @@ def read_settings(folder: Path) -> FolderSettings:
         if isinstance(value, bool) or not isinstance(value, expected):
             raise DataError(f"{path.name}: `{key}` has the wrong type ({value!r}); fix its value")
     values.setdefault("name", folder.name)
-    if "frequency" in values:
-        parse_frequency(values["frequency"])
+    try:
+        if "frequency" in values:
+            parse_frequency(values["frequency"])
+        if "timezone" in values:
+            pd.Timestamp("2000-01-01").tz_localize(values["timezone"])
+    except DataError as error:
+        raise DataError(f"{path.name}: {error}") from None
+    except Exception:  # unknown zone names raise several types
+        raise DataError(
+            f"{path.name}: timezone {values['timezone']!r} is not known; use an IANA name "
+            "such as 'America/Los_Angeles' or 'UTC'"
+        ) from None
     return FolderSettings(**values)
 
 
@@ -196,18 +214,16 @@ def read_graph(folder: Path, sensors: Sensors, settings: FolderSettings) -> Sens
     frame = _read_table(path)
     _require_columns(frame, path, ("source", "target"))
     index = sensors.index_of()
-    ends = {}
-    for column in ("source", "target"):
-        ids = frame[column].astype(str).str.strip()
-        unknown = sorted(set(ids) - set(index))
-        if unknown:
-            raise DataError(
-                f"{path.name}: {column} names sensors missing from sensors.csv: "
-                f"{_some(unknown)}; add them to sensors.csv or remove those edges"
-            )
-        ends[column] = ids.map(index).to_numpy(np.int64)
+    ids = {column: frame[column].astype(str).str.strip() for column in ("source", "target")}
+    unknown = sorted((set(ids["source"]) | set(ids["target"])) - set(index))
+    if unknown:
+        raise DataError(
+            f"{path.name}: edges name {len(unknown)} sensor(s) missing from sensors.csv: "
+            f"{_some(unknown)}; add them to sensors.csv or remove those edges"
+        )
+    ends = {column: ids[column].map(index).to_numpy(np.int64) for column in ids}
     if "distance_m" in frame:
-        distances = _numeric(frame["distance_m"], path, "distance_m", frame)
+        distances = _non_negative(frame["distance_m"], path, "distance_m", frame)
         return gaussian_kernel_graph(
             len(sensors),
             ends["source"],
@@ -217,7 +233,7 @@ def read_graph(folder: Path, sensors: Sensors, settings: FolderSettings) -> Sens
             threshold=settings.kernel_threshold,
         )
     if "weight" in frame:
-        weights = _numeric(frame["weight"], path, "weight", frame)
+        weights = _non_negative(frame["weight"], path, "weight", frame)
         return weighted_graph(len(sensors), ends["source"], ends["target"], weights)
     raise DataError(f"{path.name}: needs a `distance_m` or a `weight` column; add one")
 
@@ -316,7 +332,12 @@ def _check_known_sensors(sensor_ids: pd.Series, sensors: Sensors, path: Path) ->
 
 
 def _fill_grid(
-    long: pd.DataFrame, utc_ns: np.ndarray, positions: np.ndarray, sensors: Sensors, length: int
+    long: pd.DataFrame,
+    utc_ns: np.ndarray,
+    positions: np.ndarray,
+    sensors: Sensors,
+    length: int,
+    path: Path,
 ) -> np.ndarray:
     """``[t n 1]`` readings; a duplicate (sensor, time) is an error."""
     columns = long["sensor_id"].map(sensors.index_of()).to_numpy(np.int64)
@@ -327,7 +348,7 @@ def _fill_grid(
         row = int(order[repeated[0] + 1])
         stamp = pd.Timestamp(utc_ns[row], tz="UTC")
         raise DataError(
-            f"readings: sensor {long['sensor_id'].iloc[row]!r} has two readings at "
+            f"{path.name}: sensor {long['sensor_id'].iloc[row]!r} has two readings at "
             f"{long['timestamp'].iloc[row]!r} ({stamp:%Y-%m-%d %H:%M} UTC, {_line(long, row)}); "
             "keep one row per sensor and timestamp"
         )
@@ -338,12 +359,26 @@ def _fill_grid(
 
 def _numeric(column: pd.Series, path: Path, name: str, frame: pd.DataFrame) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
-    bad = np.isnan(values) & column.notna().to_numpy()
+    bad = ~np.isfinite(values) & column.notna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        what = "not a finite number" if np.isinf(values[row]) else "not a number"
+        fix = ", or leave the cell empty for a missing reading" if name == "value" else ""
+        raise DataError(
+            f"{path.name}: {name} {column.iloc[row]!r} ({_line(frame, row)}) is {what}; "
+            f"write a number{fix}"
+        )
+    return values
+
+
+def _non_negative(column: pd.Series, path: Path, name: str, frame: pd.DataFrame) -> np.ndarray:
+    values = _numeric(column, path, name, frame)
+    bad = np.isnan(values) | (values < 0)
     if bad.any():
         row = int(np.argmax(bad))
         raise DataError(
-            f"{path.name}: {name} {column.iloc[row]!r} ({_line(frame, row)}) is not a number; "
-            "write a number, or leave the cell empty for a missing reading"
+            f"{path.name}: {name} {column.iloc[row]!r} ({_line(frame, row)}) is missing or "
+            "negative; give every edge a number ≥ 0"
         )
     return values
 
