@@ -44,7 +44,7 @@ def test_evaluate_tgcn_protocol_with_options(capsys):
     ],
 )
 def test_user_errors_exit_2_with_one_line(args, message, capsys):
-    code, out, err = run(args, capsys)
+    code, _, err = run(args, capsys)
     assert code == 2
     assert message in err.lower() or message in err
     assert err.strip().count("\n") == 0

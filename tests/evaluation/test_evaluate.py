@@ -63,9 +63,27 @@ def test_model_is_fitted_on_fitting_rows_only(los_loop, protocol):
 def test_results_file_has_the_protocol_keys(los_loop):
     result = evaluate(make_model("last-value"), los_loop, default_plan(los_loop.num_steps))
     payload = result.to_json()
-    for key in ("dataset", "model", "input_len", "split", "test_samples", "null_value",
-                "horizons", "average", "train_seconds", "parameters"):
+    for key in (
+        "dataset",
+        "model",
+        "input_len",
+        "split",
+        "test_samples",
+        "null_value",
+        "horizons",
+        "average",
+        "train_seconds",
+        "parameters",
+    ):
         assert key in payload
-    assert payload["horizons"][0].keys() >= {"steps", "minutes", "mae", "rmse", "mape", "wmape", "accuracy"}
+    assert payload["horizons"][0].keys() >= {
+        "steps",
+        "minutes",
+        "mae",
+        "rmse",
+        "mape",
+        "wmape",
+        "accuracy",
+    }
     assert [h["minutes"] for h in payload["horizons"]] == [15, 30, 60]
     assert payload["split"] == [0.7, 0.1, 0.2]

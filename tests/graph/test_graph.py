@@ -15,7 +15,9 @@ def test_dense_round_trip_and_edge_index():
 
 
 def test_repeated_edges_keep_the_strongest():
-    graph = SensorGraph.from_edges(2, np.array([0, 0, 1]), np.array([1, 1, 0]), np.array([0.2, 0.7, 0.1]))
+    graph = SensorGraph.from_edges(
+        2, np.array([0, 0, 1]), np.array([1, 1, 0]), np.array([0.2, 0.7, 0.1])
+    )
     assert graph.num_edges == 2
     assert graph.to_dense()[0, 1] == pytest.approx(0.7)
 

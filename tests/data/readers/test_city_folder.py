@@ -662,19 +662,9 @@ def test_embedded_los_loop(los_loop):
     np.testing.assert_array_equal(np.diag(dense), 1.0)  # with a unit diagonal
 
 
-def released_los_adjacency() -> Path | None:
-    """``los_adj.csv`` as released with T-GCN, where a ``shared/data`` checkout holds it."""
-    for root in (REPO, REPO.parent):
-        path = root / "shared" / "data" / "los-loop" / "los_adj.csv"
-        if path.exists():
-            return path
-    return None
-
-
 def test_embedded_los_loop_graph_matches_the_released_adjacency(los_loop):
-    path = released_los_adjacency()
-    if path is None:
-        pytest.skip("the released los_adj.csv is not in a shared/data folder here")
+    # tests/fixtures/los-loop/los_adj.csv is an unchanged copy of the T-GCN release's file
+    path = REPO / "tests" / "fixtures" / "los-loop" / "los_adj.csv"
     released = np.loadtxt(path, delimiter=",")
     assert int((released != 0).sum()) == 2833
     dense = los_loop.graph.to_dense()
