@@ -142,7 +142,7 @@ def test_missing_header_row(tmp_path: Path) -> None:
 def test_ragged_row(tmp_path: Path) -> None:
     speeds, adjacency = write_pair(tmp_path)
     speeds.write_text(speeds.read_text() + "1,2,3,4,5\n")
-    with pytest.raises(DataError, match=r"speed.csv: not a readable CSV"):
+    with pytest.raises(DataError, match=r"speed.csv: T-GCN CSV is not valid CSV"):
         read_tgcn_csv(speeds, adjacency, start="2012-03-01")
 
 

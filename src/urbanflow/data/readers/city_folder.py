@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
+from urbanflow.data.readers.common import some
 from urbanflow.data.timegrid import fit_grid, frequency_alias, parse_frequency, parse_timestamps
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import (
@@ -219,7 +220,7 @@ def read_graph(folder: Path, sensors: Sensors, settings: FolderSettings) -> Sens
     if unknown:
         raise DataError(
             f"{path.name}: edges name {len(unknown)} sensor(s) missing from sensors.csv: "
-            f"{_some(unknown)}; add them to sensors.csv or remove those edges"
+            f"{some(unknown)}; add them to sensors.csv or remove those edges"
         )
     ends = {column: ids[column].map(index).to_numpy(np.int64) for column in ids}
     if "distance_m" in frame:
@@ -327,7 +328,7 @@ def _check_known_sensors(sensor_ids: pd.Series, sensors: Sensors, path: Path) ->
     if unknown:
         raise DataError(
             f"{path.name}: readings for {len(unknown)} sensor(s) missing from sensors.csv: "
-            f"{_some(unknown)}; add them to sensors.csv or remove their readings"
+            f"{some(unknown)}; add them to sensors.csv or remove their readings"
         )
 
 
@@ -394,8 +395,3 @@ def _require_columns(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) 
 
 def _line(frame: pd.DataFrame, row: int) -> str:
     return f"line {int(frame['__line__'].iloc[row])}"
-
-
-def _some(ids: list[str], limit: int = 5) -> str:
-    shown = ", ".join(ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

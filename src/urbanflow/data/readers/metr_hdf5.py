@@ -21,7 +21,7 @@ import pandas as pd
 import tables
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
-from urbanflow.data.readers import (
+from urbanflow.data.readers.common import (
     check_timezone,
     distance_graph,
     normalise_id,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
-from urbanflow.data.readers import (
+from urbanflow.data.readers.common import (
     connectivity_graph,
     grid_from_start,
     normalise_id,

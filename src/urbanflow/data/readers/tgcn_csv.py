@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
-from urbanflow.data.readers import (
+from urbanflow.data.readers.common import (
     grid_from_start,
     is_number,
     normalise_id,
+    read_csv,
     read_locations,
     require_file,
 )
@@ -81,7 +82,7 @@ def read_tgcn_csv(
 
 def read_speed_table(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     """Sensor ids from the header and the ``[t n]`` float32 readings below it."""
-    header = _read_csv(path, header=None, nrows=1, dtype=str)
+    header = read_csv(path, "T-GCN CSV", header=None, nrows=1, dtype=str)
     sensor_ids = tuple(normalise_id(cell) for cell in header.iloc[0].fillna(""))
     if "" in sensor_ids:
         raise DataError(
@@ -94,7 +95,7 @@ def read_speed_table(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
             f"{path}: the first row holds numbers such as {looks_like_readings[0]}, not sensor "
             "ids; add a header row naming each column's sensor id"
         )
-    frame = _read_csv(path, header=None, skiprows=1)
+    frame = read_csv(path, "T-GCN CSV", header=None, skiprows=1)
     if frame.empty:
         raise DataError(f"{path}: no readings below the header; add one row per time step")
     if frame.shape[1] != len(sensor_ids):
@@ -108,7 +109,7 @@ def read_speed_table(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
 
 def read_adjacency_matrix(path: Path, num_sensors: int) -> SensorGraph:
     """The graph of a headerless ``[n n]`` weight matrix, row = source sensor."""
-    frame = _read_csv(path, header=None)
+    frame = read_csv(path, "T-GCN CSV", header=None)
     if frame.shape != (num_sensors, num_sensors):
         raise DataError(
             f"{path}: adjacency is {frame.shape[0]}×{frame.shape[1]} but the speed CSV has "
@@ -126,18 +127,6 @@ def read_adjacency_matrix(path: Path, num_sensors: int) -> SensorGraph:
         )
     sources, targets = np.nonzero(matrix)
     return weighted_graph(num_sensors, sources, targets, matrix[sources, targets])
-
-
-def _read_csv(path: Path, **options: object) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, **options)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty; write the T-GCN layout") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(
-            f"{path}: not a readable CSV ({str(error).splitlines()[0]}); "
-            "give every row the same number of comma-separated values"
-        ) from None
 
 
 def _numeric(
