@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,23 @@ def test_demo_writes_a_run_folder(tmp_path, capsys):
     assert set(summary) == {"default", "tgcn"}
     assert {r["model"] for r in summary["default"]} >= {"last-value", "ridge"}
     assert str(run_folder) in out.replace("\n", "")
+
+
+def test_datasets_info_on_a_path(capsys):
+    example = Path(__file__).parents[1] / "docs" / "examples" / "my-city"
+    code, out, _ = run(["datasets", "info", str(example)], capsys)
+    assert code == 0
+    assert "my-city" in out and "15min" in out and "4.69 %" in out
+
+
+def test_evaluate_on_a_user_folder_with_gaps(tmp_path, capsys):
+    example = Path(__file__).parents[1] / "docs" / "examples" / "my-city"
+    output = tmp_path / "ridge.json"
+    code, _, _ = run(
+        ["evaluate", "--dataset", str(example), "--model", "ridge", "--output", str(output)],
+        capsys,
+    )
+    assert code == 0
+    payload = json.loads(output.read_text())
+    assert payload["null_value"] == -1
+    assert all(h["mae"] is not None and h["mae"] >= 0 for h in payload["horizons"])
