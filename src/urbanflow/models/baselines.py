@@ -15,16 +15,21 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
+from urbanflow.data.calendar import (
+    NS_PER_DAY,
+    calendar_slots,
+    nanoseconds_of_day,
+    slots_per_day,
+    step_times,
+)
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import input_windows
 from urbanflow.errors import ConfigError, DataError
 from urbanflow.models.base import Forecaster
 
 _CHUNK_ELEMENTS = 1 << 22  # ridge features built at most this many numbers at a time
-_NS_PER_DAY = 86_400 * 10**9
 
 
 # --- small pure helpers -------------------------------------------------------------------
@@ -86,33 +91,6 @@ def future_values(values: np.ndarray, times: np.ndarray, horizon: int) -> np.nda
     inside = index < values.shape[0]
     gathered = values[np.minimum(index, values.shape[0] - 1)]
     return np.where(inside[..., None], gathered, np.nan)
-
-
-def step_times(dataset: CityDataset, indices: np.ndarray) -> pd.DatetimeIndex:
-    """Local timestamps of grid steps ``indices`` (any shape, flattened), also past the end."""
-    nanoseconds = dataset.timestamps[0].value + np.ravel(indices).astype(np.int64) * (
-        dataset.step.value
-    )
-    return pd.to_datetime(nanoseconds, utc=True).tz_convert(dataset.timestamps.tz)
-
-
-def nanoseconds_of_day(stamps: pd.DatetimeIndex) -> np.ndarray:
-    """``[k]`` wall-clock time since local midnight, in nanoseconds."""
-    seconds = stamps.hour * 3600 + stamps.minute * 60 + stamps.second
-    return np.asarray(seconds, dtype=np.int64) * 10**9 + np.asarray(
-        stamps.microsecond * 1000 + stamps.nanosecond, dtype=np.int64
-    )
-
-
-def slots_per_day(step: pd.Timedelta) -> int:
-    """Number of time-of-day slots a grid of this step has (1 for steps of a day or more)."""
-    return max(1, -(-_NS_PER_DAY // step.value))
-
-
-def calendar_slots(stamps: pd.DatetimeIndex, step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
-    """``([k], [k])`` local weekday (Monday = 0) and time-of-day slot of each timestamp."""
-    slot = np.minimum(nanoseconds_of_day(stamps) // step.value, slots_per_day(step) - 1)
-    return np.asarray(stamps.day_of_week, dtype=np.int64), slot
 
 
 def group_means(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
@@ -398,4 +376,4 @@ class Ridge(Forecaster):
 
     @staticmethod
     def _day_fraction(dataset: CityDataset, times: np.ndarray) -> np.ndarray:
-        return nanoseconds_of_day(step_times(dataset, times)) / _NS_PER_DAY
+        return nanoseconds_of_day(step_times(dataset, times)) / NS_PER_DAY

@@ -1,0 +1,41 @@
+"""Calendar features of grid steps: local weekday and time-of-day slot.
+
+Steps past the end of a dataset have timestamps too (``start + i × step``), so forecasts can
+use the calendar of their target times.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from urbanflow.data.dataset import CityDataset
+
+NS_PER_DAY = 86_400 * 10**9
+
+
+def step_times(dataset: CityDataset, indices: np.ndarray) -> pd.DatetimeIndex:
+    """Local timestamps of grid steps ``indices`` (any shape, flattened), also past the end."""
+    nanoseconds = dataset.timestamps[0].value + np.ravel(indices).astype(np.int64) * (
+        dataset.step.value
+    )
+    return pd.to_datetime(nanoseconds, utc=True).tz_convert(dataset.timestamps.tz)
+
+
+def nanoseconds_of_day(stamps: pd.DatetimeIndex) -> np.ndarray:
+    """``[k]`` wall-clock time since local midnight, in nanoseconds."""
+    seconds = stamps.hour * 3600 + stamps.minute * 60 + stamps.second
+    return np.asarray(seconds, dtype=np.int64) * 10**9 + np.asarray(
+        stamps.microsecond * 1000 + stamps.nanosecond, dtype=np.int64
+    )
+
+
+def slots_per_day(step: pd.Timedelta) -> int:
+    """Number of time-of-day slots a grid of this step has (1 for steps of a day or more)."""
+    return max(1, -(-NS_PER_DAY // step.value))
+
+
+def calendar_slots(stamps: pd.DatetimeIndex, step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """``([k], [k])`` local weekday (Monday = 0) and time-of-day slot of each timestamp."""
+    slot = np.minimum(nanoseconds_of_day(stamps) // step.value, slots_per_day(step) - 1)
+    return np.asarray(stamps.day_of_week, dtype=np.int64), slot
