@@ -39,7 +39,8 @@ class Spy(Forecaster):
 
     name = "spy"
 
-    def _fit(self, dataset):
+    def _fit(self, dataset, validation, progress):
+        self.validation_steps_ = None if validation is None else validation.num_steps
         self.fit_steps_ = dataset.num_steps
         self.fit_last_time_ = dataset.timestamps[-1]
 

@@ -13,7 +13,7 @@ from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import batches, target_windows
 from urbanflow.evaluation.metrics import ErrorTotals
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
-from urbanflow.models.base import Forecaster
+from urbanflow.models.base import FitProgress, Forecaster
 
 BATCH_SIZE = 256
 Progress = Callable[[int, int], None]  # (samples done, samples total)
@@ -77,19 +77,33 @@ class EvaluationResult:
         }
 
 
+def validation_part(dataset: CityDataset, plan: EvaluationPlan) -> CityDataset | None:
+    """The steps the validation windows cover: their sample times are exactly its windows."""
+    times = plan.validation_times
+    if times.size == 0:
+        return None
+    return dataset.slice_steps(int(times.min()) - plan.input_len, int(times.max()) + plan.horizon)
+
+
 def evaluate(
     model: Forecaster,
     dataset: CityDataset,
     plan: EvaluationPlan,
     model_name: str | None = None,
     progress: Progress | None = None,
+    fit_progress: FitProgress | None = None,
 ) -> EvaluationResult:
     """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples.
 
     ``model_name`` labels the result (the registry name; default: the model class's name).
+    The model also receives the validation windows (for early stopping), never test data.
     """
     started = time.perf_counter()
-    model.fit(dataset.slice_steps(0, plan.fit_stop))
+    model.fit(
+        dataset.slice_steps(0, plan.fit_stop),
+        validation=validation_part(dataset, plan),
+        progress=fit_progress,
+    )
     train_seconds = time.perf_counter() - started
 
     validation = ScoreGroup(

@@ -2,19 +2,25 @@
 
 ``Model(**hyperparameters)`` stores its settings and does nothing else; ``fit(dataset)``
 learns from every step of the dataset given (the caller passes the training part only) and
-returns ``self``; ``predict(dataset, times)`` returns ``[b h n]`` finite forecasts for the
-samples at ``times``: sample ``t`` may use ``dataset.readings[:t]`` (inputs end at ``t-1``)
-and the calendar, never a reading at or after ``t``. Learned state ends in ``_``.
+returns ``self``; ``fit(dataset, validation)`` may also use the windows of a validation part
+(early stopping, model selection), never test data; ``predict(dataset, times)`` returns
+``[b h n]`` finite forecasts for the samples at ``times``: sample ``t`` may use
+``dataset.readings[:t]`` (inputs end at ``t-1``) and the calendar, never a reading at or
+after ``t``. Learned state ends in ``_``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.errors import ConfigError, DataError, NotFittedError
+
+FitProgress = Callable[[int, int, str], None]
+"""Training progress: (steps done, steps in all, a status line such as the validation MAE)."""
 
 
 class Forecaster:
@@ -46,13 +52,21 @@ class Forecaster:
         """Number of learned numbers (0 for rules without learned state)."""
         return 0
 
-    def fit(self, dataset: CityDataset) -> Forecaster:
+    def fit(
+        self,
+        dataset: CityDataset,
+        validation: CityDataset | None = None,
+        progress: FitProgress | None = None,
+    ) -> Forecaster:
+        """Learn from ``dataset``; ``validation`` holds whole windows (inputs and targets)."""
         if dataset.num_steps < self.input_len + 1:
             raise DataError(
                 f"{self.name}: {dataset.num_steps} training steps are fewer than input length "
                 f"{self.input_len} + 1; give more training data"
             )
-        self._fit(dataset)
+        if validation is not None and validation.sensors.ids != dataset.sensors.ids:
+            raise DataError(f"{self.name}: validation data must have the training sensors")
+        self._fit(dataset, validation, progress)
         self.sensor_ids_ = dataset.sensors.ids
         return self
 
@@ -81,7 +95,9 @@ class Forecaster:
             raise RuntimeError(f"{self.name} returned non-finite forecasts")
         return forecast.astype(np.float32, copy=False)
 
-    def _fit(self, dataset: CityDataset) -> None:
+    def _fit(
+        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
+    ) -> None:
         raise NotImplementedError
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:

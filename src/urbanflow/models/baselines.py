@@ -27,7 +27,7 @@ from urbanflow.data.calendar import (
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import input_windows
 from urbanflow.errors import ConfigError, DataError
-from urbanflow.models.base import Forecaster
+from urbanflow.models.base import FitProgress, Forecaster
 
 _CHUNK_ELEMENTS = 1 << 22  # ridge features built at most this many numbers at a time
 
@@ -128,7 +128,9 @@ class LastValue(Forecaster):
     def parameter_count(self) -> int:
         return int(self.means_.size)
 
-    def _fit(self, dataset: CityDataset) -> None:
+    def _fit(
+        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
+    ) -> None:
         self.means_ = training_means(dataset.readings[..., 0])
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
@@ -150,7 +152,9 @@ class HistoricalAverage(Forecaster):
     def parameter_count(self) -> int:
         return int(self.profile_.size)
 
-    def _fit(self, dataset: CityDataset) -> None:
+    def _fit(
+        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
+    ) -> None:
         values = dataset.readings[..., 0]
         slots = slots_per_day(dataset.step)
         weekday, slot = calendar_slots(dataset.timestamps, dataset.step)
@@ -191,7 +195,9 @@ class SeasonalNaive(Forecaster):
     def parameter_count(self) -> int:
         return int(self.means_.size)
 
-    def _fit(self, dataset: CityDataset) -> None:
+    def _fit(
+        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
+    ) -> None:
         if self.season not in self.seasons:
             raise ConfigError(
                 f"{self.name}: season {self.season!r} is not one of {sorted(self.seasons)}"
@@ -327,7 +333,9 @@ class Ridge(Forecaster):
                 f"{self.name}: per_sensor must be true or false; got {self.per_sensor!r}"
             )
 
-    def _fit(self, dataset: CityDataset) -> None:
+    def _fit(
+        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
+    ) -> None:
         self._check_hyperparameters()
         values = dataset.readings[..., 0]
         self.mean_ = training_means(values)
