@@ -105,7 +105,18 @@ def evaluate(
         progress=fit_progress,
     )
     train_seconds = time.perf_counter() - started
+    return score(model, dataset, plan, model_name, progress, train_seconds)
 
+
+def score(
+    model: Forecaster,
+    dataset: CityDataset,
+    plan: EvaluationPlan,
+    model_name: str | None = None,
+    progress: Progress | None = None,
+    train_seconds: float = 0.0,
+) -> EvaluationResult:
+    """Score a fitted ``model`` on the plan's validation and test samples."""
     validation = ScoreGroup(
         "validation", plan.horizon, plan.validation_times, tuple(range(1, plan.horizon + 1))
     )

@@ -19,6 +19,7 @@ from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.models.base import Forecaster
 
 _BASELINES = "urbanflow.models.baselines"
+_NEURAL = "urbanflow.models.neural"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType(
         "seasonal-naive-week": ModelEntry(f"{_BASELINES}:SeasonalNaive", {"season": "week"}),
         "ridge": ModelEntry(f"{_BASELINES}:Ridge"),
         "ridge-per-sensor": ModelEntry(f"{_BASELINES}:Ridge", {"per_sensor": True}),
+        **{
+            name: ModelEntry(f"{_NEURAL}:NeuralForecaster", {"network": name})
+            for name in ("stid", "staeformer", "gwnet", "agcrn", "stgcn", "tgcn")
+        },
     }
 )
 
@@ -59,6 +64,15 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType(
 def model_names() -> list[str]:
     """Registered model names, sorted."""
     return sorted(MODELS)
+
+
+def baseline_names() -> list[str]:
+    """The rule and linear models: fast, no training loop, no weights to bundle."""
+    return [name for name in model_names() if MODELS[name].target.startswith(_BASELINES)]
+
+
+def neural_names() -> list[str]:
+    return [name for name in model_names() if MODELS[name].target.startswith(_NEURAL)]
 
 
 def hyperparameter_names(model_class: type[Forecaster]) -> list[str]:

@@ -1,0 +1,68 @@
+"""`urbanflow benchmark`: models × seeds, resumable, Markdown and JSON leaderboard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from urbanflow.cli.common import console, epoch_progress, progress_bar
+from urbanflow.data.catalog import load_dataset
+from urbanflow.errors import ConfigError
+from urbanflow.evaluation.benchmark import (
+    leaderboard,
+    leaderboard_markdown,
+    load_runs,
+    planned_runs,
+    run_one,
+)
+from urbanflow.evaluation.protocol import make_plan
+from urbanflow.evaluation.report import describe_protocol
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("benchmark")
+    def benchmark_command(
+        models: Annotated[str, typer.Option(help="Comma-separated model names.")],
+        dataset: Annotated[str, typer.Option(help="Built-in name or path.")] = "los-loop",
+        protocol: Annotated[str, typer.Option(help="default or tgcn.")] = "default",
+        seeds: Annotated[int, typer.Option(help="Seeds per neural model.")] = 1,
+        time_budget: Annotated[
+            float | None, typer.Option(help="Training minutes at most per run.")
+        ] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="Folder (default runs/benchmark-DATASET-PROTOCOL).")
+        ] = None,
+    ) -> None:
+        """Train and evaluate each model (and seed); finished runs are kept and skipped."""
+        if seeds < 1:
+            raise ConfigError("--seeds must be at least 1")
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        data = load_dataset(dataset)
+        plan = make_plan(protocol, data.num_steps)
+        folder = out or Path("runs") / f"benchmark-{data.metadata.name}-{protocol}"
+        runs = planned_runs(names, seeds, folder)
+        todo = [r for r in runs if not r.path.exists()]
+        console.print(
+            f"{len(runs)} runs planned, {len(runs) - len(todo)} already finished in {folder}"
+        )
+        with progress_bar() as bar:
+            overall = bar.add_task("benchmark", total=len(runs), status="")
+            bar.update(overall, completed=len(runs) - len(todo))
+            for run in todo:
+                label = run.model + ("" if run.seed is None else f" seed {run.seed}")
+                task, on_epoch = epoch_progress(bar, label)
+                run_one(run, data, plan, time_budget, on_epoch)
+                bar.remove_task(task)
+                bar.advance(overall)
+        rows = leaderboard(load_runs(runs))
+        caption = describe_protocol(plan, data)
+        markdown = leaderboard_markdown(rows, caption)
+        (folder / "leaderboard.md").write_text(markdown)
+        (folder / "leaderboard.json").write_text(
+            json.dumps({"protocol": caption, "rows": rows}, indent=2) + "\n"
+        )
+        console.print(markdown)
+        console.print(f"Leaderboard written to [bold]{folder / 'leaderboard.md'}[/] and .json")

@@ -1,0 +1,46 @@
+"""What every command shares: the consoles and the progress bar."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from urbanflow.models.base import FitProgress
+
+# Tables need about 120 columns; a pipe or a CI log gets that width instead of Rich's 80.
+console = Console(width=None if sys.stdout.isatty() else 120)
+errors = Console(stderr=True)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=True,
+    )
+
+
+def epoch_progress(bar: Progress, label: str) -> tuple[TaskID, FitProgress]:
+    """A task on ``bar`` for training epochs and the callback that advances it."""
+    task = bar.add_task(f"{label}: training", total=None, status="")
+
+    def update(done: int, total: int, status: str) -> None:
+        bar.update(task, completed=done, total=total, status=status)
+
+    return task, update

@@ -1,0 +1,71 @@
+"""`urbanflow datasets list | info | download`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import TaskID
+from rich.table import Table
+
+from urbanflow.cli.common import console, progress_bar
+from urbanflow.data.catalog import dataset_names, load_dataset
+from urbanflow.data.download import CATALOGUE, download, is_downloaded
+
+app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
+
+
+@app.command("list")
+def datasets_list() -> None:
+    """Built-in and downloadable datasets, and whether each is ready to use."""
+    table = Table(header_style="bold")
+    for column in ("name", "status", "description"):
+        table.add_column(column)
+    for name in dataset_names():
+        if name in CATALOGUE:
+            ready = is_downloaded(name)
+            status = "downloaded" if ready else f"urbanflow datasets download {name}"
+            table.add_row(name, status, CATALOGUE[name].description)
+        else:
+            table.add_row(name, "embedded", "Los Angeles freeway speed, 207 sensors, 1 week")
+    console.print(table)
+
+
+@app.command("download")
+def datasets_download(
+    name: Annotated[str, typer.Argument(help="metr-la, pems-bay, pems04 or pems08.")],
+) -> None:
+    """Fetch a standard dataset into the user cache and verify its checksums."""
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def show(filename: str, done: int, total: int | None) -> None:
+            if filename not in tasks:
+                tasks[filename] = bar.add_task(filename, total=total)
+            bar.update(tasks[filename], completed=done, total=total)
+
+        folder = download(name, progress=show)
+    console.print(f"{name} is ready in {folder}; use it as --dataset {name}")
+
+
+@app.command("info")
+def datasets_info(name: Annotated[str, typer.Argument(help="Built-in name or path.")]) -> None:
+    """Sensors, steps, frequency, span, missing share and edges of a dataset."""
+    dataset = load_dataset(name)
+    meta = dataset.metadata
+    rows = {
+        "name": meta.name,
+        "quantity": f"{meta.quantity} ({meta.unit or 'no unit'})",
+        "sensors": dataset.num_sensors,
+        "steps": dataset.num_steps,
+        "frequency": meta.frequency,
+        "span": f"{dataset.timestamps[0]} to {dataset.timestamps[-1]}",
+        "missing": f"{100 * dataset.missing_fraction():.2f} %",
+        "edges": dataset.graph.num_edges,
+        "channels": ", ".join(meta.channels),
+        "null value": meta.null_value,
+        "source": meta.source,
+        "licence": meta.licence,
+    }
+    for key, value in rows.items():
+        console.print(f"[bold]{key:>10}[/]  {value}")

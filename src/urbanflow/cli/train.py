@@ -1,0 +1,95 @@
+"""`urbanflow train` (write a model bundle) and `urbanflow forecast` (use one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from urbanflow.cli.common import console, progress_bar
+from urbanflow.cli.evaluate import evaluate_model, training_options
+from urbanflow.data.catalog import load_dataset
+from urbanflow.errors import ConfigError, DataError
+from urbanflow.evaluation.protocol import make_plan
+from urbanflow.evaluation.report import describe_protocol, horizon_table
+from urbanflow.models.forecast import forecast_table, issue_index, write_forecast
+from urbanflow.models.neural import NeuralForecaster
+from urbanflow.training.bundle import load_bundle, save_bundle
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_command(
+        out: Annotated[Path, typer.Option(help="Folder that receives the model bundle.")],
+        dataset: Annotated[str, typer.Option(help="Built-in name or path.")] = "los-loop",
+        model: Annotated[str, typer.Option(help="A neural model (`urbanflow models`).")] = "stid",
+        protocol: Annotated[str, typer.Option(help="default or tgcn.")] = "default",
+        input_len: Annotated[int, typer.Option(help="Input window length in steps.")] = 12,
+        max_epochs: Annotated[int | None, typer.Option(help="Epoch limit.")] = None,
+        time_budget: Annotated[float | None, typer.Option(help="Training minutes at most.")] = None,
+        seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    ) -> None:
+        """Train a neural model under a protocol and write a bundle with its test metrics."""
+        data = load_dataset(dataset)
+        plan = make_plan(protocol, data.num_steps, input_len)
+        with progress_bar() as bar:
+            result, fitted = evaluate_model(
+                bar, data, model, plan, training_options(max_epochs, time_budget, seed)
+            )
+        if not isinstance(fitted, NeuralForecaster):
+            raise ConfigError(
+                f"{model} is a baseline: it has no weights to bundle; use `urbanflow evaluate`"
+            )
+        console.print(describe_protocol(plan, data), style="dim")
+        console.print(horizon_table(result))
+        save_bundle(fitted, model, data, result, out)
+        report = fitted.training_report_
+        console.print(
+            f"Best validation MAE {report.best_validation_mae:.3f} at epoch {report.best_epoch} "
+            f"of {report.epochs_run} ({report.stopped_by}, {report.seconds:.0f} s). "
+            f"Bundle written to [bold]{out}[/]"
+        )
+
+    @app.command("forecast")
+    def forecast_command(
+        model_dir: Annotated[Path, typer.Option(help="A bundle from `urbanflow train`.")],
+        output: Annotated[Path, typer.Option(help="A .csv or .parquet file.")],
+        dataset: Annotated[
+            str | None, typer.Option(help="Built-in name or path (default: the bundle's).")
+        ] = None,
+        at: Annotated[
+            str | None, typer.Option(help="Issue time: inputs end with the reading at it.")
+        ] = None,
+        start: Annotated[str | None, typer.Option(help="First issue time of a hindcast.")] = None,
+        end: Annotated[str | None, typer.Option(help="Last issue time of a hindcast.")] = None,
+    ) -> None:
+        """Write forecasts: sensor_id, issued_at, target_time, horizon_steps, value."""
+        model, card = load_bundle(model_dir)
+        data = load_dataset(dataset or str(card["dataset"]["name"]))
+        if data.sensors.ids != model.sensor_ids_:
+            missing = sorted(set(model.sensor_ids_) - set(data.sensors.ids))[:5]
+            raise DataError(
+                f"{model_dir}: the dataset's sensors differ from the model's "
+                f"(e.g. missing {', '.join(missing) or 'none'}; or another order); "
+                "give the dataset the model was trained on"
+            )
+        if (start is None) != (end is None) or (at is not None and start is not None):
+            raise ConfigError("give either --at T, or both --start T1 and --end T2")
+        if start is not None and end is not None:
+            first = issue_index(data, start, model.input_len)
+            last = issue_index(data, end, model.input_len)
+            if last < first:
+                raise ConfigError(f"--end {end} is before --start {start}")
+            issues = np.arange(first, last + 1)
+        else:
+            issues = np.array([issue_index(data, at or data.timestamps[-1], model.input_len)])
+        with progress_bar() as bar:
+            bar.add_task(f"forecasting {issues.size} issue time(s)", total=None, status="")
+            table = forecast_table(model, data, issues)
+        path = write_forecast(table, output)
+        console.print(
+            f"{len(table):,} forecasts ({issues.size} issue times × {model.horizon} steps × "
+            f"{data.num_sensors} sensors) written to [bold]{path}[/]"
+        )

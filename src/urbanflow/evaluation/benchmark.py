@@ -1,0 +1,160 @@
+"""Benchmarks: several models × seeds under one protocol, resumable, summarised as a leaderboard.
+
+Each finished run is one JSON file ``<out>/<model>/seed-<k>.json``; a later call skips the
+runs whose file exists, so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from urbanflow.data.dataset import CityDataset
+from urbanflow.evaluation.evaluate import EvaluationResult, evaluate
+from urbanflow.evaluation.protocol import EvaluationPlan
+from urbanflow.evaluation.report import write_json
+from urbanflow.models.base import FitProgress, Forecaster
+from urbanflow.models.registry import make_model
+
+SEEDED = "seed"  # models taking this hyperparameter are run once per seed
+
+
+@dataclass(frozen=True)
+class BenchmarkRun:
+    model: str
+    seed: int | None
+    path: Path
+
+
+def planned_runs(models: Sequence[str], seeds: int, out: Path) -> list[BenchmarkRun]:
+    """One run per model, or one per seed for models that take a seed."""
+    runs = []
+    for name in models:
+        seeded = SEEDED in make_model(name).hyperparameters()
+        for seed in range(seeds) if seeded else [None]:
+            label = f"seed-{seed}" if seed is not None else "run"
+            runs.append(BenchmarkRun(name, seed, out / name / f"{label}.json"))
+    return runs
+
+
+def inference_ms(
+    model: Forecaster, dataset: CityDataset, plan: EvaluationPlan, batch: int = 64
+) -> float:
+    """Median milliseconds to forecast one batch of test samples (3 timed repeats)."""
+    times = plan.test_times[:batch]
+    model.predict(dataset, times)  # warm up
+    durations = []
+    for _ in range(3):
+        started = time.perf_counter()
+        model.predict(dataset, times)
+        durations.append((time.perf_counter() - started) * 1000)
+    return statistics.median(durations)
+
+
+def run_one(
+    run: BenchmarkRun,
+    dataset: CityDataset,
+    plan: EvaluationPlan,
+    time_budget_min: float | None,
+    fit_progress: FitProgress | None = None,
+) -> dict[str, object]:
+    options: dict[str, object] = {}
+    if run.seed is not None:
+        options["seed"] = run.seed
+        if time_budget_min is not None:
+            options["time_budget_min"] = time_budget_min
+    model = make_model(run.model, input_len=plan.input_len, horizon=plan.horizon, **options)
+    result: EvaluationResult = evaluate(model, dataset, plan, run.model, fit_progress=fit_progress)
+    payload = result.to_json()
+    payload["seed"] = run.seed
+    payload["inference_ms_per_batch"] = round(inference_ms(model, dataset, plan), 3)
+    report = getattr(model, "training_report_", None)
+    if report is not None:
+        payload["training"] = {
+            "best_epoch": report.best_epoch,
+            "epochs_run": report.epochs_run,
+            "stopped_by": report.stopped_by,
+            "seconds_to_best": report.history[report.best_epoch - 1]["seconds"]
+            if report.history
+            else None,
+            "history": report.history,
+        }
+    write_json(payload, run.path)
+    return payload
+
+
+def load_runs(runs: Sequence[BenchmarkRun]) -> list[dict[str, object]]:
+    return [json.loads(r.path.read_text()) for r in runs if r.path.exists()]
+
+
+def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """Per model: mean and std over seeds of each metric at each horizon, sorted by avg MAE."""
+    by_model: dict[str, list[dict[str, object]]] = {}
+    for result in results:
+        by_model.setdefault(str(result["model"]), []).append(result)
+    rows = []
+    for name, runs in by_model.items():
+        horizons = []
+        for i, first in enumerate(runs[0]["horizons"]):
+            entry = {"steps": first["steps"], "minutes": first["minutes"]}
+            for metric in ("mae", "rmse", "mape"):
+                values = [float(r["horizons"][i][metric]) for r in runs]
+                entry[metric] = float(np.mean(values))
+                entry[f"{metric}_std"] = float(np.std(values))
+            horizons.append(entry)
+        averages = [float(r["average"]["mae"]) for r in runs]
+        rows.append(
+            {
+                "model": name,
+                "runs": len(runs),
+                "horizons": horizons,
+                "average_mae": float(np.mean(averages)),
+                "average_mae_std": float(np.std(averages)),
+                "validation_mae": float(np.mean([float(r["validation"]["mae"]) for r in runs])),
+                "parameters": runs[0]["parameters"],
+                "train_seconds": float(np.mean([float(r["train_seconds"]) for r in runs])),
+                "inference_ms_per_batch": float(
+                    np.median([float(r["inference_ms_per_batch"]) for r in runs])
+                ),
+            }
+        )
+    return sorted(rows, key=lambda row: row["average_mae"])
+
+
+def leaderboard_markdown(rows: Sequence[dict[str, object]], caption: str) -> str:
+    """A Markdown table: MAE / RMSE (± std over seeds) per horizon, parameters, timings."""
+    if not rows:
+        return caption + "\n\n(no finished runs)\n"
+    head = " | ".join(f"{h['minutes']:g} min MAE / RMSE" for h in rows[0]["horizons"])
+    lines = [
+        caption,
+        "",
+        f"| model | runs | {head} | avg MAE | val MAE | parameters | train s | ms / batch |",
+        "|---" * (len(rows[0]["horizons"]) + 7) + "|",
+    ]
+    for row in rows:
+        cells = " | ".join(_cell(h, row["runs"]) for h in row["horizons"])
+        lines.append(
+            f"| {row['model']} | {row['runs']} | {cells} | {row['average_mae']:.3f} | "
+            f"{row['validation_mae']:.3f} | {row['parameters']:,} | {row['train_seconds']:.1f} | "
+            f"{row['inference_ms_per_batch']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(horizon: dict[str, float], runs: int) -> str:
+    if runs > 1:
+        return (
+            f"{horizon['mae']:.3f} ± {horizon['mae_std']:.3f} / "
+            f"{horizon['rmse']:.3f} ± {horizon['rmse_std']:.3f}"
+        )
+    return f"{horizon['mae']:.3f} / {horizon['rmse']:.3f}"
+
+
+ProgressFactory = Callable[[BenchmarkRun], FitProgress | None]

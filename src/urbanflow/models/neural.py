@@ -1,0 +1,139 @@
+"""NeuralForecaster: any network of the table, trained by the engine, behind the contract."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from urbanflow.data.dataset import CityDataset
+from urbanflow.data.windows import sample_times
+from urbanflow.models.base import FitProgress, Forecaster
+from urbanflow.models.network import NetworkSpec, parameter_count
+from urbanflow.models.networks import build_network
+from urbanflow.training.engine import (
+    EpochReport,
+    TrainingOptions,
+    TrainingReport,
+    choose_device,
+    predict_batches,
+    train,
+)
+from urbanflow.training.tensors import Scaler, SeriesTensors, steps_per_day
+
+INNER_VALIDATION = 0.1  # share of training samples held out when no validation part is given
+
+
+class NeuralForecaster(Forecaster):
+    """A network trained with masked MAE, early-stopped on validation MAE.
+
+    Hyperparameters: ``network`` (a name in ``urbanflow.models.networks.NETWORKS``),
+    ``network_options`` (that network's keyword arguments) and the training options
+    (``max_epochs``, ``time_budget_min``, ``batch_size``, ``learning_rate``, ``weight_decay``,
+    ``patience``, ``loss``, ``seed``).
+    """
+
+    name: ClassVar[str] = "neural"
+    requires_graph: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        input_len: int = 12,
+        horizon: int = 12,
+        network: str = "stid",
+        network_options: Mapping[str, object] | None = None,
+        max_epochs: int = 100,
+        time_budget_min: float | None = None,
+        batch_size: int = 32,
+        learning_rate: float = 2e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 15,
+        loss: str = "mae",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(input_len, horizon)
+        self.network = network
+        self.network_options = dict(network_options or {})
+        self.max_epochs = max_epochs
+        self.time_budget_min = time_budget_min
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.loss = loss
+        self.seed = seed
+
+    def training_options(self) -> TrainingOptions:
+        return TrainingOptions(
+            max_epochs=self.max_epochs,
+            time_budget_min=self.time_budget_min,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            loss=self.loss,
+            seed=self.seed,
+        )
+
+    def build(self, spec: NetworkSpec, scaler: Scaler, device: torch.device) -> None:
+        """Create the (untrained) network for ``spec``: used by fit and by bundle loading."""
+        torch.manual_seed(self.seed)
+        self.spec_ = spec
+        self.scaler_ = scaler
+        self.device_ = device
+        self.network_ = build_network(self.network, spec, self.network_options).to(device)
+
+    def parameter_count(self) -> int:
+        return parameter_count(self.network_) if hasattr(self, "network_") else 0
+
+    def _fit(
+        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
+    ) -> None:
+        options = self.training_options()
+        device = choose_device()
+        spec = NetworkSpec(
+            num_sensors=dataset.num_sensors,
+            input_len=self.input_len,
+            horizon=self.horizon,
+            steps_per_day=steps_per_day(dataset),
+            graph=dataset.graph,
+        )
+        self.build(spec, Scaler.fit(dataset.readings[..., 0]), device)
+        train_series = SeriesTensors.build(dataset, self.scaler_, self.horizon, device)
+        train_times = sample_times(dataset.num_steps, self.input_len, self.horizon)
+        if validation is not None:
+            validation_series = SeriesTensors.build(validation, self.scaler_, self.horizon, device)
+            validation_times = sample_times(validation.num_steps, self.input_len, self.horizon)
+        else:  # hold out the last samples, with a gap of H so no target is shared
+            held = max(1, int(len(train_times) * INNER_VALIDATION))
+            validation_series, validation_times = train_series, train_times[-held:]
+            train_times = train_times[: -held - self.horizon]
+
+        def on_epoch(report: EpochReport) -> None:
+            if progress:
+                progress(
+                    report.epoch,
+                    report.max_epochs,
+                    f"loss {report.train_loss:.4f} · val MAE {report.validation_mae:.3f} "
+                    f"(best {report.best_validation_mae:.3f})",
+                )
+
+        self.training_report_: TrainingReport = train(
+            self.network_,
+            train_series,
+            train_times,
+            validation_series,
+            validation_times,
+            self.input_len,
+            self.horizon,
+            self.scaler_,
+            options,
+            on_epoch,
+        )
+
+    def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+        series = SeriesTensors.build(dataset, self.scaler_, self.horizon, self.device_)
+        forecast = predict_batches(self.network_, series, times, self.input_len, self.scaler_)
+        return forecast.numpy()

@@ -1,0 +1,159 @@
+"""Model bundles: a folder with ``weights.safetensors`` (never pickle) and ``card.json``.
+
+The card says what the model is and where it came from: model name and hyperparameters,
+input length, horizon, scaler, sensor ids, the training data's fingerprint and the steps it
+was fitted on, the protocol, validation and test metrics, library version, training time.
+The weights file also holds the sensor graph, so a bundle rebuilds its network on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from urbanflow import __version__
+from urbanflow.data.dataset import CityDataset
+from urbanflow.errors import DataError
+from urbanflow.evaluation.evaluate import EvaluationResult
+from urbanflow.graph.graph import SensorGraph
+from urbanflow.models.network import NetworkSpec
+from urbanflow.models.neural import NeuralForecaster
+from urbanflow.training.engine import choose_device
+from urbanflow.training.tensors import Scaler
+
+CARD = "card.json"
+WEIGHTS = "weights.safetensors"
+FORMAT = "urbanflow-bundle"
+FORMAT_VERSION = 1
+_GRAPH_KEYS = ("graph.sources", "graph.targets", "graph.weights")
+
+
+def save_bundle(
+    model: NeuralForecaster,
+    model_name: str,
+    dataset: CityDataset,
+    result: EvaluationResult,
+    directory: Path,
+) -> Path:
+    """Write the bundle of a model fitted and scored by ``evaluate``; returns the folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    graph = model.spec_.require_graph()
+    tensors = {
+        f"network.{k}": v.detach().cpu().contiguous()
+        for k, v in model.network_.state_dict().items()
+    }
+    tensors.update(
+        {
+            "graph.sources": torch.from_numpy(graph.sources),
+            "graph.targets": torch.from_numpy(graph.targets),
+            "graph.weights": torch.from_numpy(graph.weights),
+        }
+    )
+    save_file(tensors, str(directory / WEIGHTS))
+    report = model.training_report_
+    card = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model_name,
+        "hyperparameters": model.hyperparameters(),
+        "input_len": model.input_len,
+        "horizon": model.horizon,
+        "steps_per_day": model.spec_.steps_per_day,
+        "scaler": asdict(model.scaler_),
+        "sensor_ids": list(dataset.sensors.ids),
+        "dataset": {
+            "name": dataset.metadata.name,
+            "fingerprint": dataset.fingerprint,
+            "fit_stop": result.plan.fit_stop,
+            "quantity": dataset.metadata.quantity,
+            "unit": dataset.metadata.unit,
+            "frequency": dataset.metadata.frequency,
+            "timezone": dataset.metadata.timezone,
+        },
+        "protocol": result.plan.protocol,
+        "metrics": result.to_json(),
+        "parameters": model.parameter_count(),
+        "training": {
+            "seconds": round(report.seconds, 3),
+            "best_epoch": report.best_epoch,
+            "epochs_run": report.epochs_run,
+            "stopped_by": report.stopped_by,
+            "best_validation_mae": report.best_validation_mae,
+        },
+        "urbanflow_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (directory / CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def read_card(directory: Path) -> dict[str, object]:
+    path = directory / CARD
+    if not directory.is_dir():
+        raise DataError(
+            f"{directory}: no such model folder; give the --out folder of `urbanflow train`"
+        )
+    if not path.exists():
+        raise DataError(
+            f"{path}: missing; a bundle needs {CARD} and {WEIGHTS} (run `urbanflow train`)"
+        )
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not valid JSON ({error}); retrain the model") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise DataError(f"{path}: not an urbanflow model card; retrain the model")
+    if card.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(
+            f"{path}: written by a newer urbanflow (bundle format {card.get('format_version')}); "
+            "upgrade urbanflow"
+        )
+    return card
+
+
+def load_bundle(directory: Path | str) -> tuple[NeuralForecaster, dict[str, object]]:
+    """The fitted model and its card; a missing, foreign or corrupt file is a DataError."""
+    directory = Path(directory)
+    card = read_card(directory)
+    weights = directory / WEIGHTS
+    if not weights.exists():
+        raise DataError(f"{weights}: missing; the bundle is incomplete, retrain the model")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise DataError(f"{weights}: corrupt weights ({error}); retrain the model") from None
+    if not all(key in tensors for key in _GRAPH_KEYS):
+        raise DataError(f"{weights}: the sensor graph is missing; retrain the model")
+    sensor_ids = tuple(str(i) for i in card["sensor_ids"])
+    graph = SensorGraph(
+        len(sensor_ids),
+        tensors["graph.sources"].numpy(),
+        tensors["graph.targets"].numpy(),
+        tensors["graph.weights"].numpy(),
+    )
+    model = NeuralForecaster(**card["hyperparameters"])
+    spec = NetworkSpec(
+        num_sensors=len(sensor_ids),
+        input_len=model.input_len,
+        horizon=model.horizon,
+        steps_per_day=int(card["steps_per_day"]),
+        graph=graph,
+    )
+    model.build(spec, Scaler(**card["scaler"]), choose_device())
+    state = {k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")}
+    try:
+        model.network_.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise DataError(
+            f"{weights}: weights do not fit the {card['model']} network ({first}); retrain"
+        ) from None
+    model.network_.eval()
+    model.sensor_ids_ = sensor_ids
+    return model, card

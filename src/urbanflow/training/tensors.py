@@ -1,0 +1,86 @@
+"""A dataset as tensors for training: z-scored readings, presence mask, calendar indices.
+
+Windows are gathered per batch from sample times (``t``: inputs ``[t-L, t)``, targets
+``[t, t+H)``), never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from urbanflow.data.calendar import calendar_slots, slots_per_day, step_times
+from urbanflow.data.dataset import CityDataset
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Z-score of the target channel, fitted on present training readings only."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, readings: np.ndarray) -> Scaler:
+        present = readings[~np.isnan(readings)]
+        if present.size == 0:
+            return cls(0.0, 1.0)
+        std = float(present.std())
+        return cls(float(present.mean()), std if std > 0 else 1.0)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+    def inverse(self, values: torch.Tensor) -> torch.Tensor:
+        return values * self.std + self.mean
+
+
+@dataclass(frozen=True)
+class SeriesTensors:
+    """``values``, ``present``, ``raw``: ``[T n]``; ``tod``, ``dow``: ``[T + H]``.
+
+    The calendar runs ``H`` steps past the end so that forecasts can look up target times.
+    """
+
+    values: torch.Tensor
+    present: torch.Tensor
+    raw: torch.Tensor
+    tod: torch.Tensor
+    dow: torch.Tensor
+
+    @classmethod
+    def build(
+        cls, dataset: CityDataset, scaler: Scaler, horizon: int, device: torch.device
+    ) -> SeriesTensors:
+        readings = dataset.readings[..., 0]
+        present = ~np.isnan(readings)
+        scaled = np.where(present, scaler.transform(np.nan_to_num(readings)), 0.0)
+        weekday, slot = calendar_slots(
+            step_times(dataset, np.arange(dataset.num_steps + horizon)), dataset.step
+        )
+        return cls(
+            values=torch.as_tensor(scaled, dtype=torch.float32, device=device),
+            present=torch.as_tensor(present, dtype=torch.float32, device=device),
+            raw=torch.as_tensor(np.nan_to_num(readings), dtype=torch.float32, device=device),
+            tod=torch.as_tensor(slot, dtype=torch.int64, device=device),
+            dow=torch.as_tensor(weekday, dtype=torch.int64, device=device),
+        )
+
+    def inputs(
+        self, times: torch.Tensor, input_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x [b L n 2]``, ``tod [b L]``, ``dow [b L]`` for samples at ``times [b]``."""
+        index = times[:, None] + torch.arange(-input_len, 0, device=times.device)
+        x = torch.stack([self.values[index], self.present[index]], dim=-1)
+        return x, self.tod[index], self.dow[index]
+
+    def targets(self, times: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``y [b H n]`` in the original unit and its presence mask."""
+        index = times[:, None] + torch.arange(horizon, device=times.device)
+        return self.raw[index], self.present[index]
+
+
+def steps_per_day(dataset: CityDataset) -> int:
+    return slots_per_day(dataset.step)
