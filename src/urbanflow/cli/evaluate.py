@@ -16,7 +16,6 @@ from urbanflow.evaluation.evaluate import EvaluationResult, evaluate, score
 from urbanflow.evaluation.protocol import EvaluationPlan, make_plan, parse_horizons, parse_split
 from urbanflow.evaluation.report import describe_protocol, horizon_table, write_json
 from urbanflow.models.registry import make_model, model_names
-from urbanflow.training.bundle import load_bundle
 
 
 def training_options(
@@ -112,6 +111,8 @@ def rescore_bundle(
     split: str | None,
 ) -> tuple[EvaluationResult, CityDataset]:
     """Score a bundle again; refuse test samples whose inputs it was fitted on."""
+    from urbanflow.training.bundle import load_bundle  # imports torch: only when needed
+
     model, card = load_bundle(model_dir)
     data = load_dataset(dataset_ref or str(card["dataset"]["name"]))
     if data.sensors.ids != model.sensor_ids_:

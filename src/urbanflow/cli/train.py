@@ -15,8 +15,6 @@ from urbanflow.errors import ConfigError, DataError
 from urbanflow.evaluation.protocol import make_plan
 from urbanflow.evaluation.report import describe_protocol, horizon_table
 from urbanflow.models.forecast import forecast_table, issue_index, write_forecast
-from urbanflow.models.neural import NeuralForecaster
-from urbanflow.training.bundle import load_bundle, save_bundle
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +30,9 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     ) -> None:
         """Train a neural model under a protocol and write a bundle with its test metrics."""
+        from urbanflow.models.neural import NeuralForecaster  # torch: imported when used
+        from urbanflow.training.bundle import save_bundle
+
         data = load_dataset(dataset)
         plan = make_plan(protocol, data.num_steps, input_len)
         with progress_bar() as bar:
@@ -66,6 +67,8 @@ def register(app: typer.Typer) -> None:
         end: Annotated[str | None, typer.Option(help="Last issue time of a hindcast.")] = None,
     ) -> None:
         """Write forecasts: sensor_id, issued_at, target_time, horizon_steps, value."""
+        from urbanflow.training.bundle import load_bundle  # torch: imported when used
+
         model, card = load_bundle(model_dir)
         data = load_dataset(dataset or str(card["dataset"]["name"]))
         if data.sensors.ids != model.sensor_ids_:

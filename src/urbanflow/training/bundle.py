@@ -13,6 +13,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -50,9 +51,9 @@ def save_bundle(
     }
     tensors.update(
         {
-            "graph.sources": torch.from_numpy(graph.sources),
-            "graph.targets": torch.from_numpy(graph.targets),
-            "graph.weights": torch.from_numpy(graph.weights),
+            "graph.sources": torch.from_numpy(np.ascontiguousarray(graph.sources)),
+            "graph.targets": torch.from_numpy(np.ascontiguousarray(graph.targets)),
+            "graph.weights": torch.from_numpy(np.ascontiguousarray(graph.weights)),
         }
     )
     save_file(tensors, str(directory / WEIGHTS))
