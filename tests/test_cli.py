@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from urbanflow.cli import main
@@ -95,3 +96,97 @@ def test_evaluate_on_a_user_folder_with_gaps(tmp_path, capsys):
     payload = json.loads(output.read_text())
     assert payload["null_value"] == -1
     assert all(h["mae"] is not None and h["mae"] >= 0 for h in payload["horizons"])
+
+
+def test_train_forecast_and_rescore_a_bundle(tmp_path, capsys):
+    bundle = tmp_path / "stid"
+    code, out, _ = run(
+        ["train", "--model", "stid", "--max-epochs", "1", "--seed", "0", "--out", str(bundle)],
+        capsys,
+    )
+    assert code == 0 and "Bundle written" in out
+    card = json.loads((bundle / "card.json").read_text())
+    trained_mae = card["metrics"]["horizons"][0]["mae"]
+
+    forecasts = tmp_path / "f.parquet"
+    code, out, _ = run(
+        [
+            "forecast",
+            "--model-dir",
+            str(bundle),
+            "--at",
+            "2012-03-07 08:00",
+            "--output",
+            str(forecasts),
+        ],
+        capsys,
+    )
+    assert code == 0
+    table = pd.read_parquet(forecasts)
+    assert len(table) == 12 * 207
+    assert table["issued_at"].nunique() == 1
+    assert (
+        str(table["target_time"].min().tz_convert("America/Los_Angeles"))
+        == "2012-03-07 08:05:00-08:00"
+    )
+
+    hindcast = tmp_path / "h.csv"
+    code, _, _ = run(
+        [
+            "forecast",
+            "--model-dir",
+            str(bundle),
+            "--start",
+            "2012-03-07 08:00",
+            "--end",
+            "2012-03-07 09:00",
+            "--output",
+            str(hindcast),
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert pd.read_csv(hindcast)["issued_at"].nunique() == 13
+
+    output = tmp_path / "again.json"
+    code, _, _ = run(["evaluate", "--model-dir", str(bundle), "--output", str(output)], capsys)
+    assert code == 0
+    assert json.loads(output.read_text())["horizons"][0]["mae"] == pytest.approx(
+        trained_mae, abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--model", "ridge", "--out", "x"], "baseline"),
+        (["forecast", "--model-dir", "nowhere", "--output", "f.csv"], "no such model folder"),
+        (["evaluate", "--model", "stid", "--max-epochs", "0"], "positive"),
+    ],
+)
+def test_training_user_errors(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert message in err
+
+
+def test_benchmark_resumes(tmp_path, capsys):
+    args = [
+        "benchmark",
+        "--models",
+        "last-value,ridge-per-sensor",
+        "--protocol",
+        "tgcn",
+        "--out",
+        str(tmp_path),
+    ]
+    code, out, _ = run(args, capsys)
+    assert code == 0 and "0 already finished" in out
+    board = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert [row["model"] for row in board["rows"]] == ["ridge-per-sensor", "last-value"]
+    assert board["rows"][1]["horizons"][0]["mae"] == pytest.approx(3.1561, abs=1e-4)
+    stamp = (tmp_path / "ridge-per-sensor" / "run.json").stat().st_mtime
+    code, out, _ = run(args, capsys)
+    assert code == 0 and "2 already finished" in out
+    assert (tmp_path / "ridge-per-sensor" / "run.json").stat().st_mtime == stamp
