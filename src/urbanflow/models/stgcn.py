@@ -1,0 +1,159 @@
+"""STGCN: spatio-temporal graph convolutional network.
+
+Yu, Yin and Zhu, "Spatio-Temporal Graph Convolutional Networks: A Deep Learning Framework for
+Traffic Forecasting", IJCAI 2018. Two ST-Conv blocks, each a gated temporal convolution
+(GLU), a Chebyshev graph convolution of order ``K`` over the scaled Laplacian
+``2L/λmax - I`` and a second gated temporal convolution, then layer norm and dropout; an
+output layer (a gated temporal convolution over the steps left, layer norm and two fully
+connected layers) emits all ``H`` steps at once.
+
+Shapes: ``x: [b L n c]``, ``tod, dow: [b L]`` → ``[b H n]``. Inside, features are
+``[b t n f]``: the value, the mask, ``tod/steps_per_day`` and ``dow/7`` broadcast over sensors.
+Every temporal convolution of kernel ``k`` shortens time by ``k - 1``, so the input needs
+``L ≥ 4(k - 1) + 1`` steps (9 for ``k = 3``).
+
+Memory: the Laplacian is a sparse ``[n n]`` tensor, O(|E|); activations are O(b·L·n·C) with
+``C = max(channels)``; layer norm holds ``2·n·C`` weights per norm (it normalises over sensors
+and channels, as the paper's code does).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from urbanflow.errors import ConfigError
+from urbanflow.models.network import NetworkSpec, scaled_laplacian, sparse_mix
+
+CALENDAR_CHANNELS = 2  # tod/steps_per_day, dow/7
+
+
+class Align(nn.Module):
+    """Match the channel count of ``[... f]`` for a residual: pad zeros or project down."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.c_in, self.c_out = c_in, c_out
+        self.project = nn.Linear(c_in, c_out) if c_in > c_out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.project is not None:
+            return self.project(x)
+        return F.pad(x, (0, self.c_out - self.c_in))
+
+
+class GatedTemporalConv(nn.Module):
+    """``[b t n f]`` → ``[b t-k+1 n g]``: ``(P + residual) ⊙ σ(Q)`` with ``[P Q] = conv(x)``."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.conv = nn.Conv2d(c_in, 2 * c_out, (kernel, 1))
+        self.align = Align(c_in, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, q = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).chunk(2, dim=-1)
+        residual = self.align(x[:, self.kernel - 1 :])
+        return (p + residual) * torch.sigmoid(q)
+
+
+class ChebGraphConv(nn.Module):
+    """``[b t n f]`` → ``[b t n g]``: ``ReLU(Σ_k T_k(L̃) x Θ_k + residual)``."""
+
+    def __init__(self, c_in: int, c_out: int, order: int) -> None:
+        super().__init__()
+        self.order = order
+        self.theta = nn.Linear(order * c_in, c_out)
+        self.align = Align(c_in, c_out)
+
+    def forward(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
+        b, t, n, f = x.shape
+        flat = x.reshape(b * t, n, f)
+        terms = [flat]
+        if self.order > 1:
+            terms.append(sparse_mix(laplacian, flat))
+        for _ in range(2, self.order):
+            terms.append(2 * sparse_mix(laplacian, terms[-1]) - terms[-2])
+        mixed = self.theta(torch.cat(terms, dim=-1)).reshape(b, t, n, -1)
+        return torch.relu(mixed + self.align(x))
+
+
+class STConvBlock(nn.Module):
+    """Temporal GLU → Chebyshev graph conv → temporal GLU → layer norm → dropout."""
+
+    def __init__(
+        self,
+        c_in: int,
+        channels: tuple[int, int, int],
+        num_sensors: int,
+        order: int,
+        kernel: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        c_t1, c_s, c_t2 = channels
+        self.temporal_in = GatedTemporalConv(c_in, c_t1, kernel)
+        self.spatial = ChebGraphConv(c_t1, c_s, order)
+        self.temporal_out = GatedTemporalConv(c_s, c_t2, kernel)
+        self.norm = nn.LayerNorm([num_sensors, c_t2])
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
+        x = self.temporal_out(self.spatial(self.temporal_in(x), laplacian))
+        return self.dropout(self.norm(x))
+
+
+class STGCN(nn.Module):
+    """Two ST-Conv blocks and an output layer; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: NetworkSpec,
+        channels: tuple[int, int, int] = (64, 16, 64),
+        cheb_order: int = 3,
+        kernel: int = 3,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if len(channels) != 3 or min(channels) < 1:
+            raise ConfigError(
+                f"stgcn channels must be three positive sizes (temporal, spatial, temporal); "
+                f"got {channels}, e.g. use (64, 16, 64)"
+            )
+        if cheb_order < 1 or kernel < 1:
+            raise ConfigError(
+                f"stgcn needs cheb_order ≥ 1 and kernel ≥ 1; got {cheb_order} and {kernel}"
+            )
+        remaining = spec.input_len - 4 * (kernel - 1)
+        if remaining < 1:
+            raise ConfigError(
+                f"stgcn with kernel={kernel} needs input_len ≥ {4 * (kernel - 1) + 1}, "
+                f"got {spec.input_len}; lengthen the input window or use a smaller kernel"
+            )
+        self.steps_per_day = spec.steps_per_day
+        n = spec.num_sensors
+        self.register_buffer("laplacian", scaled_laplacian(spec.require_graph()), persistent=False)
+        c_in = spec.in_channels + CALENDAR_CHANNELS
+        self.blocks = nn.ModuleList(
+            [
+                STConvBlock(c_in, channels, n, cheb_order, kernel, dropout),
+                STConvBlock(channels[2], channels, n, cheb_order, kernel, dropout),
+            ]
+        )
+        width = channels[2]
+        self.out_temporal = GatedTemporalConv(width, width, remaining)
+        self.out_norm = nn.LayerNorm([n, width])
+        self.out_hidden = nn.Linear(width, width)
+        self.out_head = nn.Linear(width, spec.horizon)
+
+    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        b, steps, n, _ = x.shape
+        calendar = torch.stack([tod.float() / self.steps_per_day, dow.float() / 7.0], dim=-1)
+        h = torch.cat([x, calendar[:, :, None, :].expand(b, steps, n, 2)], dim=-1)
+        for block in self.blocks:
+            h = block(h, self.laplacian)
+        h = self.out_norm(self.out_temporal(h))  # [b 1 n C]
+        out = self.out_head(torch.relu(self.out_hidden(h)))  # [b 1 n H]
+        return out[:, 0].transpose(1, 2)
