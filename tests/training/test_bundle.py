@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from urbanflow import CityDataset, DatasetMetadata, SensorGraph, Sensors
 from urbanflow.errors import DataError
@@ -11,6 +12,7 @@ from urbanflow.evaluation.protocol import default_plan
 from urbanflow.models.forecast import forecast_table, issue_index
 from urbanflow.models.registry import make_model
 from urbanflow.training.bundle import CARD, WEIGHTS, load_bundle, save_bundle
+from urbanflow.training.tensors import SeriesTensors
 
 
 def small_city(steps: int = 400, sensors: int = 5) -> CityDataset:
@@ -59,7 +61,7 @@ def test_bundle_round_trip_gives_identical_forecasts(trained):
     assert card["protocol"] == "default"
     assert card["metrics"]["test_samples"] > 0 and card["metrics"]["validation"]["mae"] is not None
     assert card["hyperparameters"]["max_epochs"] == 3
-    assert card["training"]["epochs_run"] <= 3
+    assert card["training"]["members"][0]["epochs_run"] <= 3
     assert not any(p.suffix == ".pkl" for p in folder.iterdir())
 
 
@@ -116,3 +118,31 @@ def test_issue_time_errors(trained):
         issue_index(city, "2024-03-01 03:00", 12)
     with pytest.raises(DataError, match="cannot be parsed"):
         issue_index(city, "yesterday-ish", 12)
+
+
+def test_an_ensemble_averages_its_members_and_round_trips(tmp_path):
+    city = small_city()
+    plan = default_plan(city.num_steps, 12, (1, 6))
+    model = make_model("stid", input_len=12, horizon=6, max_epochs=2, batch_size=64, ensemble=2)
+    result = evaluate(model, city, plan, "stid")
+    assert len(model.training_reports_) == 2
+    times = np.arange(12, 40)
+    single = [
+        model.scaler_.inverse(
+            m(
+                *SeriesTensors.build(city, model.scaler_, 6, model.device_).inputs(
+                    torch.as_tensor(times), 12
+                )
+            )
+        )
+        .detach()
+        .numpy()
+        for m in model.network_.members
+    ]
+    np.testing.assert_allclose(
+        model.predict(city, times), np.mean(single, axis=0), rtol=1e-5, atol=1e-4
+    )
+    folder = save_bundle(model, "stid", city, result, tmp_path / "ens")
+    loaded, card = load_bundle(folder)
+    np.testing.assert_array_equal(loaded.predict(city, times), model.predict(city, times))
+    assert len(card["training"]["members"]) == 2

@@ -7,9 +7,11 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import sample_times
+from urbanflow.errors import ConfigError
 from urbanflow.models.base import FitProgress, Forecaster
 from urbanflow.models.network import NetworkSpec, parameter_count
 from urbanflow.models.networks import build_network
@@ -26,13 +28,25 @@ from urbanflow.training.tensors import Scaler, SeriesTensors, steps_per_day
 INNER_VALIDATION = 0.1  # share of training samples held out when no validation part is given
 
 
+class Ensemble(nn.Module):
+    """Networks whose ``[b H n]`` forecasts are averaged."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x, tod, dow) for member in self.members]).mean(dim=0)
+
+
 class NeuralForecaster(Forecaster):
     """A network trained with masked MAE, early-stopped on validation MAE.
 
     Hyperparameters: ``network`` (a name in ``urbanflow.models.networks.NETWORKS``),
     ``network_options`` (that network's keyword arguments) and the training options
     (``max_epochs``, ``time_budget_min``, ``batch_size``, ``learning_rate``, ``weight_decay``,
-    ``patience``, ``loss``, ``seed``).
+    ``patience``, ``loss``, ``seed``) and ``ensemble``: the number of networks trained with
+    seeds ``seed, seed+1, …`` whose forecasts are averaged.
     """
 
     name: ClassVar[str] = "neural"
@@ -52,6 +66,7 @@ class NeuralForecaster(Forecaster):
         patience: int = 15,
         loss: str = "mae",
         seed: int = 0,
+        ensemble: int = 1,
     ) -> None:
         super().__init__(input_len, horizon)
         self.network = network
@@ -64,26 +79,34 @@ class NeuralForecaster(Forecaster):
         self.patience = patience
         self.loss = loss
         self.seed = seed
+        self.ensemble = ensemble
 
-    def training_options(self) -> TrainingOptions:
+    def training_options(self, member: int = 0) -> TrainingOptions:
         return TrainingOptions(
             max_epochs=self.max_epochs,
-            time_budget_min=self.time_budget_min,
+            time_budget_min=None  # the budget is for the whole ensemble
+            if self.time_budget_min is None
+            else self.time_budget_min / self.ensemble,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             patience=self.patience,
             loss=self.loss,
-            seed=self.seed,
+            seed=self.seed + member,
         )
 
     def build(self, spec: NetworkSpec, scaler: Scaler, device: torch.device) -> None:
-        """Create the (untrained) network for ``spec``: used by fit and by bundle loading."""
-        torch.manual_seed(self.seed)
+        """Create the (untrained) networks for ``spec``: used by fit and by bundle loading."""
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble must be at least 1, got {self.ensemble}")
         self.spec_ = spec
         self.scaler_ = scaler
         self.device_ = device
-        self.network_ = build_network(self.network, spec, self.network_options).to(device)
+        members = []
+        for member in range(self.ensemble):
+            torch.manual_seed(self.seed + member)
+            members.append(build_network(self.network, spec, self.network_options))
+        self.network_ = Ensemble(members).to(device)
 
     def parameter_count(self) -> int:
         return parameter_count(self.network_) if hasattr(self, "network_") else 0
@@ -91,7 +114,6 @@ class NeuralForecaster(Forecaster):
     def _fit(
         self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
     ) -> None:
-        options = self.training_options()
         device = choose_device()
         spec = NetworkSpec(
             num_sensors=dataset.num_sensors,
@@ -111,27 +133,34 @@ class NeuralForecaster(Forecaster):
             validation_series, validation_times = train_series, train_times[-held:]
             train_times = train_times[: -held - self.horizon]
 
-        def on_epoch(report: EpochReport) -> None:
-            if progress:
-                progress(
-                    report.epoch,
-                    report.max_epochs,
-                    f"loss {report.train_loss:.4f} · val MAE {report.validation_mae:.3f} "
-                    f"(best {report.best_validation_mae:.3f})",
-                )
+        self.training_reports_: list[TrainingReport] = []
+        for member, network in enumerate(self.network_.members):
+            label = f"network {member + 1}/{self.ensemble} · " if self.ensemble > 1 else ""
 
-        self.training_report_: TrainingReport = train(
-            self.network_,
-            train_series,
-            train_times,
-            validation_series,
-            validation_times,
-            self.input_len,
-            self.horizon,
-            self.scaler_,
-            options,
-            on_epoch,
-        )
+            def on_epoch(report: EpochReport, label: str = label) -> None:
+                if progress:
+                    progress(
+                        report.epoch,
+                        report.max_epochs,
+                        f"{label}loss {report.train_loss:.4f} · val MAE "
+                        f"{report.validation_mae:.3f} (best {report.best_validation_mae:.3f})",
+                    )
+
+            self.training_reports_.append(
+                train(
+                    network,
+                    train_series,
+                    train_times,
+                    validation_series,
+                    validation_times,
+                    self.input_len,
+                    self.horizon,
+                    self.scaler_,
+                    self.training_options(member),
+                    on_epoch,
+                )
+            )
+        self.training_report_ = self.training_reports_[0]
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         series = SeriesTensors.build(dataset, self.scaler_, self.horizon, self.device_)

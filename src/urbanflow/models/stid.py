@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from urbanflow.models.network import NetworkSpec
+from urbanflow.models.network import NetworkSpec, random_walk_matrices, sparse_mix
 
 
 class ResidualMLP(nn.Module):
@@ -51,6 +51,12 @@ class STID(nn.Module):
         dow_dim: width of the day-of-week embedding (7 days).
         num_layers: residual MLP layers.
         dropout: dropout inside each MLP layer.
+        neighbours: also embed the window averaged over each sensor's graph neighbours
+            (one hop of the row-normalised adjacency, sparse); an urbanflow addition to the
+            paper's model that lets a sensor see upstream and downstream readings.
+        highway: add a linear map from the window straight to the forecasts beside the MLP
+            (an urbanflow addition): short horizons, which depend mostly on the latest
+            readings, get an easy linear path.
     """
 
     def __init__(
@@ -62,16 +68,24 @@ class STID(nn.Module):
         dow_dim: int = 32,
         num_layers: int = 3,
         dropout: float = 0.15,
+        neighbours: bool = False,
+        highway: bool = False,
     ) -> None:
         super().__init__()
         self.horizon = spec.horizon
-        self.window = nn.Linear(spec.input_len * spec.in_channels, embed_dim)
+        self.neighbours = neighbours
+        width = spec.input_len * spec.in_channels * (2 if neighbours else 1)
+        self.window = nn.Linear(width, embed_dim)
+        if neighbours:
+            forward_walk = random_walk_matrices(spec.require_graph())[0]
+            self.register_buffer("walk", forward_walk, persistent=False)
         self.node = nn.Parameter(torch.empty(spec.num_sensors, node_dim))
         self.tod = nn.Embedding(spec.steps_per_day, tod_dim)
         self.dow = nn.Embedding(7, dow_dim)
         hidden = embed_dim + node_dim + tod_dim + dow_dim
         self.encoder = nn.Sequential(*(ResidualMLP(hidden, dropout) for _ in range(num_layers)))
         self.head = nn.Linear(hidden, spec.horizon)
+        self.highway = nn.Linear(width, spec.horizon) if highway else None
         for table in (self.node, self.tod.weight, self.dow.weight):
             nn.init.xavier_uniform_(table)
 
@@ -79,6 +93,8 @@ class STID(nn.Module):
         """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``."""
         batch, _, sensors, _ = x.shape
         window = x.permute(0, 2, 1, 3).reshape(batch, sensors, -1)  # [b n (L c)]
+        if self.neighbours:
+            window = torch.cat([window, sparse_mix(self.walk, window)], dim=-1)
         parts = [
             self.window(window),
             self.node.expand(batch, -1, -1),
@@ -86,4 +102,7 @@ class STID(nn.Module):
             self.dow(dow[:, -1]).unsqueeze(1).expand(-1, sensors, -1),
         ]
         hidden = self.encoder(torch.cat(parts, dim=-1))  # [b n h]
-        return self.head(hidden).transpose(1, 2)  # [b H n]
+        forecast = self.head(hidden)  # [b n H]
+        if self.highway is not None:
+            forecast = forecast + self.highway(window)
+        return forecast.transpose(1, 2)  # [b H n]

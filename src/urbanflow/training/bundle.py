@@ -57,7 +57,6 @@ def save_bundle(
         }
     )
     save_file(tensors, str(directory / WEIGHTS))
-    report = model.training_report_
     card = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -81,11 +80,17 @@ def save_bundle(
         "metrics": result.to_json(),
         "parameters": model.parameter_count(),
         "training": {
-            "seconds": round(report.seconds, 3),
-            "best_epoch": report.best_epoch,
-            "epochs_run": report.epochs_run,
-            "stopped_by": report.stopped_by,
-            "best_validation_mae": report.best_validation_mae,
+            "seconds": round(sum(r.seconds for r in model.training_reports_), 3),
+            "members": [
+                {
+                    "seconds": round(r.seconds, 3),
+                    "best_epoch": r.best_epoch,
+                    "epochs_run": r.epochs_run,
+                    "stopped_by": r.stopped_by,
+                    "best_validation_mae": r.best_validation_mae,
+                }
+                for r in model.training_reports_
+            ],
         },
         "urbanflow_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
