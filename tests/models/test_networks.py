@@ -91,3 +91,10 @@ def test_missing_inputs_are_masked_not_nan(name):
     x[:, :5, 2, 0] = 0.0
     x[:, :5, 2, 1] = 0.0
     assert torch.isfinite(network(x, tod, dow)).all()
+
+
+def test_every_network_is_in_the_model_registry():
+    from urbanflow.models.registry import MODELS, neural_names
+
+    assert set(NETWORKS) <= set(neural_names())
+    assert {MODELS[name].presets["network"] for name in neural_names()} == set(NETWORKS)

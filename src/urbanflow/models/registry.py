@@ -57,6 +57,16 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType(
             name: ModelEntry(f"{_NEURAL}:NeuralForecaster", {"network": name})
             for name in ("stid", "staeformer", "gwnet", "agcrn", "stgcn", "tgcn")
         },
+        # urbanflow's strongest model on Los-loop: STID that also reads its graph neighbours'
+        # windows, with a linear highway, averaged over three seeds (docs/models.md).
+        "stid-graph": ModelEntry(
+            f"{_NEURAL}:NeuralForecaster",
+            {
+                "network": "stid",
+                "network_options": {"neighbours": True, "highway": True},
+                "ensemble": 3,
+            },
+        ),
     }
 )
 

@@ -66,10 +66,11 @@ EpochCallback = Callable[[EpochReport], None]
 
 
 def choose_device() -> torch.device:
-    """CUDA when present; else the CPU with one thread per core."""
+    """CUDA when present; else the CPU with one thread per core (``OMP_NUM_THREADS`` wins)."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
     return torch.device("cpu")
 
 
