@@ -48,7 +48,9 @@ class STID(nn.Module):
         embed_dim: width of the linear embedding of each sensor's input window.
         node_dim: width of the learned per-sensor (spatial identity) vector.
         tod_dim: width of the time-of-day embedding (``spec.steps_per_day`` slots).
-        dow_dim: width of the day-of-week embedding (7 days).
+        dow_dim: width of the day-of-week embedding (7 days); 0 leaves it out, for data
+            spanning less than two weeks, where some weekdays are never seen in training
+            and their embedding would stay at its random start.
         num_layers: residual MLP layers.
         dropout: dropout inside each MLP layer.
         neighbours: also embed the window averaged over each sensor's graph neighbours
@@ -81,12 +83,12 @@ class STID(nn.Module):
             self.register_buffer("walk", forward_walk, persistent=False)
         self.node = nn.Parameter(torch.empty(spec.num_sensors, node_dim))
         self.tod = nn.Embedding(spec.steps_per_day, tod_dim)
-        self.dow = nn.Embedding(7, dow_dim)
+        self.dow = nn.Embedding(7, dow_dim) if dow_dim > 0 else None
         hidden = embed_dim + node_dim + tod_dim + dow_dim
         self.encoder = nn.Sequential(*(ResidualMLP(hidden, dropout) for _ in range(num_layers)))
         self.head = nn.Linear(hidden, spec.horizon)
         self.highway = nn.Linear(width, spec.horizon) if highway else None
-        for table in (self.node, self.tod.weight, self.dow.weight):
+        for table in (self.node, self.tod.weight, *([self.dow.weight] if self.dow else [])):
             nn.init.xavier_uniform_(table)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
@@ -99,8 +101,9 @@ class STID(nn.Module):
             self.window(window),
             self.node.expand(batch, -1, -1),
             self.tod(tod[:, -1]).unsqueeze(1).expand(-1, sensors, -1),
-            self.dow(dow[:, -1]).unsqueeze(1).expand(-1, sensors, -1),
         ]
+        if self.dow is not None:
+            parts.append(self.dow(dow[:, -1]).unsqueeze(1).expand(-1, sensors, -1))
         hidden = self.encoder(torch.cat(parts, dim=-1))  # [b n h]
         forecast = self.head(hidden)  # [b n H]
         if self.highway is not None:
