@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
                 run_one(run, data, plan, time_budget, on_epoch)
                 bar.remove_task(task)
                 bar.advance(overall)
-        rows = leaderboard(load_runs(runs))
+        rows = leaderboard(load_runs(folder))
         caption = describe_protocol(plan, data)
         markdown = leaderboard_markdown(rows, caption)
         (folder / "leaderboard.md").write_text(markdown)

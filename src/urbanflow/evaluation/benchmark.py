@@ -89,8 +89,9 @@ def run_one(
     return payload
 
 
-def load_runs(runs: Sequence[BenchmarkRun]) -> list[dict[str, object]]:
-    return [json.loads(r.path.read_text()) for r in runs if r.path.exists()]
+def load_runs(out: Path) -> list[dict[str, object]]:
+    """Every finished run in the folder, from this call or earlier ones."""
+    return [json.loads(path.read_text()) for path in sorted(out.glob("*/*.json"))]
 
 
 def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]:

@@ -163,6 +163,8 @@ class NeuralForecaster(Forecaster):
         self.training_report_ = self.training_reports_[0]
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+        if times.size == 0:
+            return np.zeros((0, self.horizon, dataset.num_sensors), dtype=np.float32)
         series = SeriesTensors.build(dataset, self.scaler_, self.horizon, self.device_)
         forecast = predict_batches(self.network_, series, times, self.input_len, self.scaler_)
         return forecast.numpy()

@@ -111,7 +111,7 @@ def predict_batches(
         for start in range(0, len(times), batch_size):
             batch = torch.as_tensor(times[start : start + batch_size], device=device)
             out.append(scaler.inverse(network(*series.inputs(batch, input_len))).cpu())
-    return torch.cat(out) if out else torch.empty(0)
+    return torch.cat(out)
 
 
 def validation_mae(
