@@ -9,8 +9,8 @@ connected layers) emits all ``H`` steps at once.
 
 Shapes: ``x: [b L n c]``, ``tod, dow: [b L]`` → ``[b H n]``. Inside, features are
 ``[b t n f]``: the value, the mask, ``tod/steps_per_day`` and ``dow/7`` broadcast over sensors.
-Every temporal convolution of kernel ``k`` shortens time by ``k - 1``, so the input needs
-``L ≥ 4(k - 1) + 1`` steps (9 for ``k = 3``).
+Every temporal convolution of kernel ``k`` shortens time by ``k - 1``, so the blocks need
+``4(k - 1) + 1`` steps (9 for ``k = 3``); a shorter window is left-padded with missing steps.
 
 Memory: the Laplacian is a sparse ``[n n]`` tensor, O(|E|); activations are O(b·L·n·C) with
 ``C = max(channels)``; layer norm holds ``2·n·C`` weights per norm (it normalises over sensors
@@ -126,12 +126,10 @@ class STGCN(nn.Module):
             raise ConfigError(
                 f"stgcn needs cheb_order ≥ 1 and kernel ≥ 1; got {cheb_order} and {kernel}"
             )
-        remaining = spec.input_len - 4 * (kernel - 1)
-        if remaining < 1:
-            raise ConfigError(
-                f"stgcn with kernel={kernel} needs input_len ≥ {4 * (kernel - 1) + 1}, "
-                f"got {spec.input_len}; lengthen the input window or use a smaller kernel"
-            )
+        # two blocks of two temporal convolutions consume 4(k-1) steps; a shorter window is
+        # left-padded with missing steps (mask 0), as Graph WaveNet pads to its field
+        self.steps = max(spec.input_len, 4 * (kernel - 1) + 1)
+        remaining = self.steps - 4 * (kernel - 1)
         self.steps_per_day = spec.steps_per_day
         n = spec.num_sensors
         self.register_buffer("laplacian", scaled_laplacian(spec.require_graph()), persistent=False)
@@ -149,6 +147,11 @@ class STGCN(nn.Module):
         self.out_head = nn.Linear(width, spec.horizon)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        pad = self.steps - x.shape[1]
+        if pad > 0:
+            x = nn.functional.pad(x, (0, 0, 0, 0, pad, 0))
+            tod = torch.cat([tod[:, :1].expand(-1, pad), tod], dim=1)
+            dow = torch.cat([dow[:, :1].expand(-1, pad), dow], dim=1)
         b, steps, n, _ = x.shape
         calendar = torch.stack([tod.float() / self.steps_per_day, dow.float() / 7.0], dim=-1)
         h = torch.cat([x, calendar[:, :, None, :].expand(b, steps, n, 2)], dim=-1)
