@@ -14,7 +14,7 @@ naming the file, the problem, the first offending row or ids, and the fix.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,18 +54,14 @@ TOML_KEYS = {
 MIN_GRID_FILL = 0.5
 
 
+GRAPH_KEYS = ("neighbours", "kernel_sigma_m", "kernel_threshold")
+
+
 @dataclass(frozen=True)
 class FolderSettings:
-    """The optional ``dataset.toml``, with defaults."""
+    """The optional ``dataset.toml``: what the readings are, and how to build the graph."""
 
-    name: str
-    quantity: str = "value"
-    unit: str = ""
-    frequency: str = ""
-    timezone: str = "UTC"
-    null_value: float | None = None
-    source: str = ""
-    licence: str = ""
+    metadata: DatasetMetadata
     neighbours: int = DEFAULT_NEIGHBOURS
     kernel_sigma_m: float | None = None
     kernel_threshold: float = DEFAULT_KERNEL_THRESHOLD
@@ -85,11 +81,11 @@ def read_city_folder(folder: Path | str) -> CityDataset:
     readings_path = _readings_path(folder)
     frame = _read_table(readings_path)
     long = _long_readings(frame, readings_path)
-    long = _drop_null_values(long, settings.null_value)
+    long = _drop_null_values(long, settings.metadata.null_value)
     _check_known_sensors(long["sensor_id"], sensors, readings_path)
     occurrence = long.groupby(["sensor_id", "timestamp"], sort=False).cumcount().to_numpy()
     try:
-        parsed = parse_timestamps(long["timestamp"], occurrence, settings.timezone)
+        parsed = parse_timestamps(long["timestamp"], occurrence, settings.metadata.timezone)
     except DataError as error:
         raise DataError(f"{readings_path.name}: {error}") from None
     if parsed.invalid.any():
@@ -99,13 +95,14 @@ def read_city_folder(folder: Path | str) -> CityDataset:
         if parsed.problem == "nonexistent":
             raise DataError(
                 f"{readings_path.name}: timestamp {text!r} ({line}) does not exist in "
-                f"{settings.timezone} (clocks skip it); remove the row or write UTC offsets"
+                f"{settings.metadata.timezone} (clocks skip it); remove the row or write "
+                "UTC offsets"
             )
         raise DataError(
             f"{readings_path.name}: timestamp {text!r} ({line}) cannot be parsed; "
             "write ISO 8601 such as '2024-03-01 08:05' or '2024-03-01T08:05:00+01:00'"
         )
-    step = parse_frequency(settings.frequency) if settings.frequency else None
+    step = parse_frequency(settings.metadata.frequency) if settings.metadata.frequency else None
     try:
         grid, first_off = fit_grid(parsed.utc_ns, step)
     except DataError as error:
@@ -127,17 +124,9 @@ def read_city_folder(folder: Path | str) -> CityDataset:
     readings = _fill_grid(
         long, parsed.utc_ns, grid.positions(parsed.utc_ns), sensors, grid.length, readings_path
     )
-    timestamps = grid.index(settings.timezone)
-    metadata = DatasetMetadata(
-        name=settings.name,
-        quantity=settings.quantity,
-        unit=settings.unit,
-        frequency=step_name,
-        timezone=settings.timezone,
-        null_value=settings.null_value,
-        source=settings.source,
-        licence=settings.licence,
-        channels=(settings.quantity,),
+    timestamps = grid.index(settings.metadata.timezone)
+    metadata = replace(
+        settings.metadata, frequency=step_name, channels=(settings.metadata.quantity,)
     )
     graph = read_graph(folder, sensors, settings)
     return CityDataset(readings, timestamps, sensors, graph, metadata)
@@ -146,7 +135,7 @@ def read_city_folder(folder: Path | str) -> CityDataset:
 def read_settings(folder: Path) -> FolderSettings:
     path = folder / "dataset.toml"
     if not path.exists():
-        return FolderSettings(name=folder.name)
+        return FolderSettings(DatasetMetadata(name=folder.name))
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -173,7 +162,8 @@ def read_settings(folder: Path) -> FolderSettings:
             f"{path.name}: timezone {values['timezone']!r} is not known; use an IANA name "
             "such as 'America/Los_Angeles' or 'UTC'"
         ) from None
-    return FolderSettings(**values)
+    graph = {key: values.pop(key) for key in GRAPH_KEYS if key in values}
+    return FolderSettings(DatasetMetadata(**values), **graph)
 
 
 def read_sensors(path: Path) -> Sensors:
