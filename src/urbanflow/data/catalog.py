@@ -63,22 +63,18 @@ def _load_downloaded(name: str) -> CityDataset:
     return DOWNLOADED_READERS[name](dataset_folder(name))
 
 
-def _read_metr_la(folder: Path) -> CityDataset:
-    return read_traffic_hdf5(
-        folder / "metr-la.h5",
-        adjacency_pkl=folder / "adj_mx.pkl",
-        locations_csv=folder / "graph_sensor_locations.csv",
-        name="metr-la",
-    )
+def _dcrnn_reader(name: str, suffix: str) -> Callable[[Path], CityDataset]:
+    """METR-LA (``suffix`` "") and PEMS-BAY ("_bay") as the DCRNN release names their files."""
 
+    def read(folder: Path) -> CityDataset:
+        return read_traffic_hdf5(
+            folder / f"{name}.h5",
+            adjacency_pkl=folder / f"adj_mx{suffix}.pkl",
+            locations_csv=folder / f"graph_sensor_locations{suffix}.csv",
+            name=name,
+        )
 
-def _read_pems_bay(folder: Path) -> CityDataset:
-    return read_traffic_hdf5(
-        folder / "pems-bay.h5",
-        adjacency_pkl=folder / "adj_mx_bay.pkl",
-        locations_csv=folder / "graph_sensor_locations_bay.csv",
-        name="pems-bay",
-    )
+    return read
 
 
 def _pems_reader(name: str) -> Callable[[Path], CityDataset]:
@@ -96,8 +92,8 @@ def _pems_reader(name: str) -> Callable[[Path], CityDataset]:
 
 
 DOWNLOADED_READERS: dict[str, Callable[[Path], CityDataset]] = {
-    "metr-la": _read_metr_la,
-    "pems-bay": _read_pems_bay,
+    "metr-la": _dcrnn_reader("metr-la", ""),
+    "pems-bay": _dcrnn_reader("pems-bay", "_bay"),
     "pems04": _pems_reader("pems04"),
     "pems08": _pems_reader("pems08"),
 }
