@@ -148,6 +148,16 @@ def test_train_forecast_and_rescore_a_bundle(tmp_path, capsys):
     assert code == 0
     assert pd.read_csv(hindcast)["issued_at"].nunique() == 13
 
+    example = Path(__file__).parents[1] / "docs" / "examples" / "my-city"
+    code, _, err = run(
+        ["forecast", "--model-dir", str(bundle), "--dataset", str(example), "--output", "x.csv"],
+        capsys,
+    )
+    assert code == 2 and "sensors differ" in err
+    # a split whose test part starts inside the rows the bundle was fitted on is refused
+    code, _, err = run(["evaluate", "--model-dir", str(bundle), "--split", "0.3,0.1,0.6"], capsys)
+    assert code == 2 and "fitted on" in err
+
     output = tmp_path / "again.json"
     code, _, _ = run(["evaluate", "--model-dir", str(bundle), "--output", str(output)], capsys)
     assert code == 0
