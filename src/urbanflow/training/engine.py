@@ -87,9 +87,7 @@ def masked_loss(
     """Mean error over present targets only (``mask`` 1 = present)."""
     error = (forecast - target) * mask
     if kind == "huber":
-        per_item = nn.functional.huber_loss(
-            forecast * mask, target * mask, reduction="none", delta=1.0
-        )
+        per_item = nn.functional.huber_loss(error, torch.zeros_like(error), reduction="none")
     else:
         per_item = error.abs()
     return per_item.sum() / mask.sum().clamp_min(1.0)
