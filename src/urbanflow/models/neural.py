@@ -45,8 +45,8 @@ class NeuralForecaster(Forecaster):
     Hyperparameters: ``network`` (a name in ``urbanflow.models.networks.NETWORKS``),
     ``network_options`` (that network's keyword arguments) and the training options
     (``max_epochs``, ``time_budget_min``, ``batch_size``, ``learning_rate``, ``weight_decay``,
-    ``patience``, ``loss``, ``seed``) and ``ensemble``: the number of networks trained with
-    seeds ``seed, seed+1, …`` whose forecasts are averaged.
+    ``patience``, ``loss``, ``seed``) and ``ensemble``: the number of networks, trained with
+    seeds ``seed·ensemble + 0, 1, …``, whose forecasts are averaged.
     """
 
     name: ClassVar[str] = "neural"
@@ -92,8 +92,12 @@ class NeuralForecaster(Forecaster):
             weight_decay=self.weight_decay,
             patience=self.patience,
             loss=self.loss,
-            seed=self.seed + member,
+            seed=self.member_seed(member),
         )
+
+    def member_seed(self, member: int) -> int:
+        """Seeds ``seed·ensemble + member``: two seeds of an ensemble share no network."""
+        return self.seed * self.ensemble + member
 
     def build(self, spec: NetworkSpec, scaler: Scaler, device: torch.device) -> None:
         """Create the (untrained) networks for ``spec``: used by fit and by bundle loading."""
@@ -104,7 +108,7 @@ class NeuralForecaster(Forecaster):
         self.device_ = device
         members = []
         for member in range(self.ensemble):
-            torch.manual_seed(self.seed + member)
+            torch.manual_seed(self.member_seed(member))
             members.append(build_network(self.network, spec, self.network_options))
         self.network_ = Ensemble(members).to(device)
 
