@@ -46,10 +46,11 @@ def register(app: typer.Typer) -> None:
         console.print(describe_protocol(plan, data), style="dim")
         console.print(horizon_table(result))
         save_bundle(fitted, model, data, result, out)
-        report = fitted.training_report_
+        reports = fitted.training_reports_
+        epochs = ", ".join(f"{r.best_epoch} of {r.epochs_run}" for r in reports)
         console.print(
-            f"Best validation MAE {report.best_validation_mae:.3f} at epoch {report.best_epoch} "
-            f"of {report.epochs_run} ({report.stopped_by}, {report.seconds:.0f} s). "
+            f"Best validation epochs {epochs} ({len(reports)} network(s), "
+            f"{sum(r.seconds for r in reports):.0f} s of training). "
             f"Bundle written to [bold]{out}[/]"
         )
 
