@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,5 +157,3 @@ def _cell(horizon: dict[str, float], runs: int) -> str:
         )
     return f"{horizon['mae']:.3f} / {horizon['rmse']:.3f}"
 
-
-ProgressFactory = Callable[[BenchmarkRun], FitProgress | None]
