@@ -156,4 +156,3 @@ def _cell(horizon: dict[str, float], runs: int) -> str:
             f"{horizon['rmse']:.3f} ± {horizon['rmse_std']:.3f}"
         )
     return f"{horizon['mae']:.3f} / {horizon['rmse']:.3f}"
-
