@@ -33,3 +33,19 @@ class DownloadError(UrbanflowError):
 
 class ConfigError(UrbanflowError):
     """An option (split, horizons, protocol, hyperparameter) is out of range."""
+
+
+class NotReadyError(UrbanflowError):
+    """The service cannot answer yet: e.g. too few readings stored to forecast."""
+
+
+class PayloadTooLargeError(UrbanflowError):
+    """A request carries more than the service accepts at once."""
+
+
+class AuthError(UrbanflowError):
+    """A write request came without the bearer token the service requires."""
+
+
+class StoreError(UrbanflowError):
+    """The reading store cannot be opened (in use, newer format, not a store)."""

@@ -1,7 +1,7 @@
 """Model bundles: a folder with ``weights.safetensors`` (never pickle) and ``card.json``.
 
 The card says what the model is and where it came from: model name and hyperparameters,
-input length, horizon, scaler, sensor ids, the training data's fingerprint and the steps it
+input length, horizon, scaler, sensor ids and coordinates, the training data's fingerprint and the steps it
 was fitted on, the protocol, validation and test metrics, library version, training time.
 The weights file also holds the sensor graph, so a bundle rebuilds its network on its own.
 """
@@ -67,6 +67,7 @@ def save_bundle(
         "steps_per_day": model.spec_.steps_per_day,
         "scaler": asdict(model.scaler_),
         "sensor_ids": list(dataset.sensors.ids),
+        "sensors": sensor_rows(dataset),
         "dataset": {
             "name": dataset.metadata.name,
             "fingerprint": dataset.fingerprint,
@@ -97,6 +98,23 @@ def save_bundle(
     }
     (directory / CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return directory
+
+
+def sensor_rows(dataset: CityDataset) -> list[dict[str, object]]:
+    """Id, name and coordinates (null where unknown) of each sensor, for maps."""
+    sensors = dataset.sensors
+    names = sensors.names or ("",) * len(sensors)
+    return [
+        {
+            "sensor_id": sensor_id,
+            "name": name,
+            "latitude": float(lat) if np.isfinite(lat) else None,
+            "longitude": float(lon) if np.isfinite(lon) else None,
+        }
+        for sensor_id, name, lat, lon in zip(
+            sensors.ids, names, sensors.latitude, sensors.longitude, strict=True
+        )
+    ]
 
 
 def read_card(directory: Path) -> dict[str, object]:

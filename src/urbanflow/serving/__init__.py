@@ -1,0 +1,1 @@
+"""The live service: reading store, forecasts on demand, HTTP API and map dashboard."""

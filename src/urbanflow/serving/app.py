@@ -1,0 +1,86 @@
+"""The service's app factory: open the store and the model for the app's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from urbanflow import __version__
+from urbanflow.errors import (
+    AuthError,
+    ConfigError,
+    NotReadyError,
+    PayloadTooLargeError,
+    StoreError,
+    UnknownNameError,
+    UrbanflowError,
+)
+from urbanflow.serving.live import LiveModel
+from urbanflow.serving.routes import dashboard, forecasts, network, readings, sensors
+from urbanflow.serving.routes.readings import UnsupportedMediaError
+from urbanflow.serving.service import LiveService
+from urbanflow.serving.settings import ServeSettings
+from urbanflow.serving.store import ReadingStore
+
+# Most specific first: the first class an error is an instance of gives its status.
+STATUS_OF_ERROR: tuple[tuple[type[UrbanflowError], int], ...] = (
+    (AuthError, 401),
+    (UnknownNameError, 404),
+    (NotReadyError, 409),
+    (PayloadTooLargeError, 413),
+    (UnsupportedMediaError, 415),
+    (ConfigError, 422),
+    (StoreError, 503),
+    (UrbanflowError, 422),
+)
+
+
+def status_of(error: UrbanflowError) -> int:
+    return next(status for kind, status in STATUS_OF_ERROR if isinstance(error, kind))
+
+
+def open_service(settings: ServeSettings) -> LiveService:
+    """Load the bundle, open the store and register the model's sensors in it."""
+    model = LiveModel.load(settings.model_dir)
+    store = ReadingStore(settings.store_path)
+    try:
+        store.register_sensors(model.sensor_table())
+    except BaseException:
+        store.close()
+        raise
+    return LiveService(store=store, model=model)
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The FastAPI app; the model and store open when it starts and close when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = open_service(settings)
+        try:
+            yield
+        finally:
+            app.state.service.store.close()
+
+    app = FastAPI(
+        title="urbanflow",
+        version=__version__,
+        summary="Live readings, forecasts and a map of a city's sensor network.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for module in (readings, sensors, forecasts, network, dashboard):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=dashboard.ASSETS, check_dir=False), name="static")
+
+    @app.exception_handler(UrbanflowError)
+    async def user_error(request: Request, error: UrbanflowError) -> JSONResponse:
+        status = status_of(error)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    return app

@@ -1,0 +1,540 @@
+"use strict";
+
+// Live operations dashboard: a map of the sensors coloured by their forecast at a
+// chosen horizon, and a chart of one sensor's recent readings with its forecast
+// path. Plain DOM and inline SVG; every request goes to the page's own server.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const POLL_MS = 2500; // how often /health is asked whether new readings arrived
+const RETRY_MS = 5000; // after a failed start
+const CHART_HOURS = 3; // readings shown before the latest one
+const NO_DATA = "#a7adb5"; // sensors without a forecast
+const MAP_SIZE = 1000; // the longer side of the map's viewBox
+const MAP_PAD = 24;
+
+// Congestion bins for speed in mph (converted for km/h): values below `upTo`.
+const SPEED_BINS_MPH = [
+  { upTo: 20, colour: "#d7301f" },
+  { upTo: 35, colour: "#f98e2b" },
+  { upTo: 50, colour: "#f2cf1d" },
+  { upTo: Infinity, colour: "#2ca25f" },
+];
+const SPEED_UNITS = { mph: 1, "km/h": 1.609344, kmh: 1.609344, kph: 1.609344 };
+// A sequential scale (viridis stops) for quantities without a congestion reading.
+const SEQUENTIAL = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];
+
+const state = {
+  card: null,
+  minutesPerStep: null, // null when the frequency string is not understood
+  timezone: "UTC",
+  sensors: new Map(), // sensor_id -> sensor record
+  circles: new Map(), // sensor_id -> <circle>
+  latestReadingAt: undefined, // as /health last said; undefined before it answered
+  forecast: null, // see indexForecasts
+  horizon: 1,
+  selected: null,
+  panelRequest: 0, // drops chart answers that a later click overtook
+  panelReadings: [], // the open sensor's recent readings
+  panelProblem: "",
+};
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- requests
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function getJSON(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const detail = typeof body?.detail === "string" ? body.detail : response.statusText;
+    throw new ApiError(response.status, detail || `HTTP ${response.status}`);
+  }
+  return body;
+}
+
+function setStatus(text, kind = "ok") {
+  const status = $("status");
+  status.textContent = text;
+  status.className = kind;
+}
+
+// ------------------------------------------------------------- time, units
+
+function stepMinutes(frequency) {
+  // A pandas offset string: "5min", "15min", "1h", "D", "30s" (and old aliases "T", "H").
+  const match = /^\s*(\d*)\s*([A-Za-z]+)\s*$/.exec(frequency ?? "");
+  const perUnit = { min: 1, t: 1, h: 60, d: 1440, s: 1 / 60, w: 10080 };
+  const unit = match && perUnit[match[2].toLowerCase()];
+  return unit ? Number(match[1] || 1) * unit : null;
+}
+
+function horizonText(steps) {
+  if (state.minutesPerStep === null) return `${steps} step${steps === 1 ? "" : "s"}`;
+  const minutes = steps * state.minutesPerStep;
+  if (minutes >= 120 && minutes % 60 === 0) return `${minutes / 60} h`;
+  return `${Number(minutes.toFixed(1))} min`;
+}
+
+function formatTime(ms, withDay = false) {
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: state.timezone };
+  if (withDay) Object.assign(options, { weekday: "short", day: "numeric", month: "short" });
+  return new Intl.DateTimeFormat("en-GB", options).format(ms);
+}
+
+function isoUTC(ms) {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "+00:00");
+}
+
+function validTimezone(name) {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: name });
+    return name;
+  } catch {
+    return "UTC";
+  }
+}
+
+function formatValue(value) {
+  return `${value.toFixed(1)} ${state.card.dataset.unit ?? ""}`.trim();
+}
+
+// ------------------------------------------------------------------ colour
+
+function speedBins() {
+  const { quantity, unit } = state.card.dataset;
+  const factor = SPEED_UNITS[String(unit).toLowerCase().replace(/\s+/g, "")];
+  if (quantity !== "speed" || !factor) return null;
+  return SPEED_BINS_MPH.map((bin) => ({ ...bin, upTo: Math.round(bin.upTo * factor) }));
+}
+
+function interpolate(stops, t) {
+  const at = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
+  const i = Math.min(Math.floor(at), stops.length - 2);
+  const [a, b] = [stops[i], stops[i + 1]].map((hex) => hex.match(/\w\w/g).map((c) => parseInt(c, 16)));
+  const mix = a.map((channel, k) => Math.round(channel + (b[k] - channel) * (at - i)));
+  return `rgb(${mix.join(",")})`;
+}
+
+// A colour function and its legend for the values shown now.
+function colourScale(values) {
+  const bins = speedBins();
+  if (bins) return { colour: (v) => bins.find((bin) => v < bin.upTo).colour, bins };
+  const finite = [...values].filter(Number.isFinite);
+  const lo = finite.length ? Math.min(...finite) : 0;
+  const hi = finite.length ? Math.max(...finite) : 1;
+  const colour = (v) => interpolate(SEQUENTIAL, hi > lo ? (v - lo) / (hi - lo) : 0.5);
+  return { colour, range: [lo, hi] };
+}
+
+function swatch(background) {
+  const mark = document.createElement("i");
+  mark.style.background = background;
+  return mark;
+}
+
+function legendItem(background, text) {
+  const item = document.createElement("li");
+  item.append(swatch(background), text);
+  return item;
+}
+
+function renderLegend(scale) {
+  const { quantity, unit } = state.card.dataset;
+  const title = document.createElement("strong");
+  title.textContent = `${quantity} (${unit}) at +${horizonText(state.horizon)}`;
+  const list = document.createElement("ul");
+  if (scale.bins) {
+    scale.bins.forEach((bin, i) => {
+      const from = i ? scale.bins[i - 1].upTo : null;
+      const text = from === null ? `< ${bin.upTo}` : bin.upTo === Infinity ? `≥ ${from}` : `${from}–${bin.upTo}`;
+      list.append(legendItem(bin.colour, text));
+    });
+  } else {
+    const [lo, hi] = scale.range;
+    const gradient = `linear-gradient(to right, ${SEQUENTIAL.join(", ")})`;
+    list.append(legendItem(gradient, `${lo.toFixed(1)} … ${hi.toFixed(1)}`));
+    list.lastChild.classList.add("gradient");
+  }
+  list.append(legendItem(NO_DATA, "no forecast"));
+  $("legend").replaceChildren(title, list);
+}
+
+// --------------------------------------------------------------------- map
+
+function svg(name, attributes = {}, parent = null) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (parent) parent.append(node);
+  return node;
+}
+
+function hasCoordinates(sensor) {
+  return Number.isFinite(sensor.latitude) && Number.isFinite(sensor.longitude);
+}
+
+// Equirectangular projection, x shrunk by cos(mean latitude), fitted into the viewBox.
+function projectCoordinates(sensors) {
+  const meanLat = sensors.reduce((sum, s) => sum + s.latitude, 0) / sensors.length;
+  const shrink = Math.cos((meanLat * Math.PI) / 180);
+  const raw = sensors.map((s) => [s.longitude * shrink, -s.latitude]);
+  const [minX, minY] = [0, 1].map((k) => Math.min(...raw.map((p) => p[k])));
+  const [spanX, spanY] = [0, 1].map((k) => Math.max(...raw.map((p) => p[k])) - [minX, minY][k]);
+  const scale = (MAP_SIZE - 2 * MAP_PAD) / (Math.max(spanX, spanY) || 1);
+  const positions = raw.map(([x, y]) => [MAP_PAD + (x - minX) * scale, MAP_PAD + (y - minY) * scale]);
+  return { positions, width: spanX * scale + 2 * MAP_PAD, height: spanY * scale + 2 * MAP_PAD, radius: 5.5 };
+}
+
+function gridLayout(sensors) {
+  const columns = Math.ceil(Math.sqrt(sensors.length));
+  const cell = 40;
+  const positions = sensors.map((_, i) => [
+    MAP_PAD + ((i % columns) + 0.5) * cell,
+    MAP_PAD + (Math.floor(i / columns) + 0.5) * cell,
+  ]);
+  const rows = Math.ceil(sensors.length / columns);
+  return { positions, width: columns * cell + 2 * MAP_PAD, height: rows * cell + 2 * MAP_PAD, radius: 12 };
+}
+
+function drawEdges(edges, where) {
+  const group = $("edges");
+  const seen = new Set();
+  for (const { source, target } of edges) {
+    const key = [source, target].sort().join("\u0000");
+    if (source === target || seen.has(key) || !where.has(source) || !where.has(target)) continue;
+    seen.add(key);
+    const [[x1, y1], [x2, y2]] = [where.get(source), where.get(target)];
+    svg("line", { x1, y1, x2, y2, class: "edge" }, group);
+  }
+}
+
+function drawMap(sensors, edges) {
+  const located = sensors.length > 0 && sensors.every(hasCoordinates);
+  const layout = located ? projectCoordinates(sensors) : gridLayout(sensors);
+  const where = new Map(sensors.map((s, i) => [s.sensor_id, layout.positions[i]]));
+  const map = $("map");
+  map.setAttribute("viewBox", `0 0 ${layout.width.toFixed(1)} ${layout.height.toFixed(1)}`);
+  drawEdges(edges, where);
+  const group = $("sensors");
+  for (const sensor of sensors) {
+    const [cx, cy] = where.get(sensor.sensor_id);
+    const circle = svg("circle", { cx, cy, r: layout.radius, class: "sensor", fill: NO_DATA, tabindex: 0 }, group);
+    circle.setAttribute("data-sensor-id", sensor.sensor_id);
+    circle.setAttribute("role", "button");
+    svg("title", {}, circle);
+    state.sensors.set(sensor.sensor_id, sensor);
+    state.circles.set(sensor.sensor_id, circle);
+  }
+  if (!located && sensors.length) {
+    $("map-note").textContent = "These sensors have no coordinates: they are laid out on a grid.";
+    $("map-note").hidden = false;
+  }
+}
+
+function tooltip(id, value) {
+  const name = state.sensors.get(id)?.name;
+  const label = name ? `${id} · ${name}` : id;
+  const shown = Number.isFinite(value) ? formatValue(value) : "no forecast";
+  return `${label}\n${shown} at +${horizonText(state.horizon)}`;
+}
+
+function paintSensors() {
+  const values = state.forecast?.byHorizon.get(state.horizon) ?? new Map();
+  const scale = colourScale(values.values());
+  for (const [id, circle] of state.circles) {
+    const value = values.get(id);
+    const known = Number.isFinite(value);
+    circle.setAttribute("fill", known ? scale.colour(value) : NO_DATA);
+    circle.classList.toggle("no-forecast", !known);
+    circle.firstChild.textContent = tooltip(id, value);
+  }
+  renderLegend(scale);
+}
+
+// --------------------------------------------------------------- forecasts
+
+function indexForecasts(body) {
+  const byHorizon = new Map(); // horizon step -> Map(sensor_id -> value)
+  const paths = new Map(); // sensor_id -> [{t, value}] in time order
+  for (const row of body.data) {
+    if (!byHorizon.has(row.horizon_steps)) byHorizon.set(row.horizon_steps, new Map());
+    byHorizon.get(row.horizon_steps).set(row.sensor_id, row.value);
+    if (!paths.has(row.sensor_id)) paths.set(row.sensor_id, []);
+    paths.get(row.sensor_id).push({ t: Date.parse(row.target_time), value: row.value });
+  }
+  for (const path of paths.values()) path.sort((a, b) => a.t - b.t);
+  return { issuedAt: Date.parse(body.issued_at), model: body.model, byHorizon, paths, missing: body.missing ?? [] };
+}
+
+function forecastSummary() {
+  const { issuedAt, paths, missing } = state.forecast;
+  const without = missing.length ? ` · ${missing.length} without forecast (grey)` : "";
+  return `Forecast issued ${formatTime(issuedAt, true)} for ${paths.size} of ${state.circles.size} sensors${without}`;
+}
+
+// All horizons in one request: the slider then recolours without asking the server.
+async function refreshForecasts() {
+  try {
+    state.forecast = indexForecasts(await getJSON("/v1/forecasts"));
+    const { model, issuedAt } = state.forecast;
+    if (model) $("model-name").textContent = `${model.name} · ${String(model.version).slice(0, 8)}`;
+    $("issued-at").textContent = formatTime(issuedAt, true);
+    setStatus(forecastSummary());
+  } catch (error) {
+    state.forecast = null;
+    $("issued-at").textContent = "—";
+    const waiting = error.status === 409;
+    setStatus(waiting ? `${error.message} — waiting for readings` : `Forecasts unavailable: ${error.message}`, waiting ? "waiting" : "error");
+  }
+  paintSensors();
+}
+
+async function onNewReadings() {
+  if (state.latestReadingAt === null) {
+    state.forecast = null;
+    paintSensors();
+    setStatus("No readings yet — waiting for the first ones", "waiting");
+  } else {
+    await refreshForecasts();
+  }
+  if (state.selected) await showSensor(state.selected);
+}
+
+async function poll() {
+  try {
+    const health = await getJSON("/health");
+    if (health.latest_reading_at !== state.latestReadingAt) {
+      state.latestReadingAt = health.latest_reading_at;
+      await onNewReadings();
+    }
+  } catch (error) {
+    setStatus(`Cannot reach the server (${error.message}) — retrying`, "error");
+    state.latestReadingAt = undefined; // refresh everything once it answers again
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+// ------------------------------------------------------------ sensor panel
+
+async function recentReadings(id) {
+  if (!state.latestReadingAt) return [];
+  const latest = Date.parse(state.latestReadingAt);
+  const stepMs = (state.minutesPerStep ?? 1) * 60000;
+  const params = new URLSearchParams({
+    start: isoUTC(latest - CHART_HOURS * 3600000),
+    end: isoUTC(latest + stepMs),
+    limit: String(Math.ceil((CHART_HOURS * 3600000) / stepMs) + 2),
+  });
+  const body = await getJSON(`/v1/sensors/${encodeURIComponent(id)}/readings?${params}`);
+  return body.data
+    .filter((row) => Number.isFinite(row.value))
+    .map((row) => ({ t: Date.parse(row.timestamp), value: row.value }));
+}
+
+function selectCircle(id) {
+  for (const circle of document.querySelectorAll("circle.sensor.selected")) circle.classList.remove("selected");
+  const circle = state.circles.get(id);
+  if (!circle) return;
+  circle.classList.add("selected");
+  circle.parentNode.append(circle); // drawn last, so on top of its neighbours
+}
+
+async function showSensor(id) {
+  const request = ++state.panelRequest;
+  state.selected = id;
+  selectCircle(id);
+  $("sensor-panel").hidden = false;
+  $("panel-sensor").textContent = state.sensors.get(id)?.name ? `${id} · ${state.sensors.get(id).name}` : id;
+  let readings = [];
+  let problem = "";
+  try {
+    readings = await recentReadings(id);
+  } catch (error) {
+    problem = `Readings unavailable: ${error.message}`;
+  }
+  if (request !== state.panelRequest) return;
+  state.panelReadings = readings;
+  state.panelProblem = problem;
+  drawPanel();
+}
+
+function drawPanel() {
+  const readings = state.panelReadings;
+  const path = state.forecast?.paths.get(state.selected) ?? [];
+  $("panel-summary").textContent = state.panelProblem || panelSummary(readings, path);
+  drawChart(readings, path);
+}
+
+function panelSummary(readings, path) {
+  const last = readings.at(-1);
+  const ahead = path.find((_, i) => i + 1 === state.horizon) ?? path.at(-1);
+  const parts = [last ? `Last reading ${formatValue(last.value)} at ${formatTime(last.t)}` : `No readings in the last ${CHART_HOURS} h`];
+  parts.push(ahead ? `forecast ${formatValue(ahead.value)} at ${formatTime(ahead.t)}` : "no forecast");
+  return parts.join(" · ");
+}
+
+function hidePanel() {
+  state.selected = null;
+  state.panelRequest += 1;
+  $("sensor-panel").hidden = true;
+  for (const circle of document.querySelectorAll("circle.sensor.selected")) circle.classList.remove("selected");
+}
+
+// ------------------------------------------------------------------- chart
+
+const CHART = { width: 440, height: 260, left: 46, right: 14, top: 22, bottom: 28 };
+
+function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / power;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * power;
+}
+
+function valueTicks(values) {
+  let [lo, hi] = [Math.min(...values), Math.max(...values)];
+  if (hi - lo < 1e-9) [lo, hi] = [lo - 1, hi + 1];
+  const step = niceStep((hi - lo) / 4);
+  const ticks = [];
+  for (let v = Math.floor(lo / step) * step; v <= hi + step - 1e-9; v += step) ticks.push(Number(v.toFixed(6)));
+  return ticks;
+}
+
+function timeTicks(t0, t1) {
+  const minutes = [5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+  const every = (minutes.find((m) => (t1 - t0) / (m * 60000) <= 5) ?? minutes.at(-1)) * 60000;
+  const ticks = [];
+  for (let t = Math.ceil(t0 / every) * every; t <= t1; t += every) ticks.push(t);
+  return ticks;
+}
+
+function linePath(points, x, y, maxGapMs) {
+  let d = "";
+  points.forEach((p, i) => {
+    const joined = i > 0 && p.t - points[i - 1].t <= maxGapMs;
+    d += `${joined ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.value).toFixed(1)}`;
+  });
+  return d;
+}
+
+function chartText(parent, x, y, text, className) {
+  svg("text", { x, y, class: className }, parent).textContent = text;
+}
+
+function drawAxes(chart, ticks, x, y) {
+  const { width, height, left, right, bottom } = CHART;
+  const axes = svg("g", { class: "axes" }, chart);
+  for (const v of ticks.values) {
+    svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "grid" }, axes);
+    chartText(axes, left - 6, y(v) + 4, String(v), "tick y");
+  }
+  for (const t of ticks.times) {
+    svg("line", { x1: x(t), x2: x(t), y1: height - bottom, y2: height - bottom + 4, class: "tick-mark" }, axes);
+    chartText(axes, x(t), height - bottom + 16, formatTime(t), "tick x");
+  }
+  svg("line", { x1: left, x2: width - right, y1: height - bottom, y2: height - bottom, class: "axis" }, axes);
+  chartText(axes, 4, 12, state.card.dataset.unit ?? "", "unit");
+}
+
+function drawChart(readings, path) {
+  const chart = $("sensor-chart");
+  chart.replaceChildren();
+  const issuedAt = state.forecast?.issuedAt;
+  const anchor = readings.find((p) => p.t === issuedAt); // the forecast leaves from the last reading
+  const forecast = anchor && path.length ? [anchor, ...path] : path;
+  const points = [...readings, ...forecast];
+  const readingsPath = svg("path", { class: "readings", d: "" }, chart);
+  const forecastPath = svg("path", { class: "forecast", d: "" }, chart);
+  if (!points.length) {
+    chartText(chart, CHART.width / 2, CHART.height / 2, "No readings or forecast yet", "empty");
+    return;
+  }
+  const { width, height, left, right, top, bottom } = CHART;
+  const stepMs = (state.minutesPerStep ?? 1) * 60000;
+  const times = points.map((p) => p.t);
+  const [t0, t1] = [Math.min(...times), Math.max(...times) + (times.length === 1 ? stepMs : 0)];
+  const values = valueTicks(points.map((p) => p.value));
+  const [v0, v1] = [values[0], values.at(-1)];
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - right);
+  const y = (v) => height - bottom - ((v - v0) / (v1 - v0)) * (height - top - bottom);
+  drawAxes(chart, { values, times: timeTicks(t0, t1) }, x, y);
+  if (Number.isFinite(issuedAt) && issuedAt >= t0 && issuedAt <= t1) {
+    svg("line", { x1: x(issuedAt), x2: x(issuedAt), y1: top, y2: height - bottom, class: "now" }, chart);
+  }
+  readingsPath.setAttribute("d", linePath(readings, x, y, 1.5 * stepMs));
+  forecastPath.setAttribute("d", linePath(forecast, x, y, Infinity));
+  chart.append(readingsPath, forecastPath); // above the grid
+  for (const p of readings) svg("circle", { cx: x(p.t), cy: y(p.value), r: 1.8, class: "reading-dot" }, chart);
+  const chosen = path[state.horizon - 1];
+  if (chosen) svg("circle", { cx: x(chosen.t), cy: y(chosen.value), r: 4, class: "horizon-dot" }, chart);
+}
+
+// ------------------------------------------------------------------- setup
+
+function applyCard(card) {
+  state.card = card;
+  const dataset = card.dataset ?? {};
+  state.minutesPerStep = stepMinutes(dataset.frequency);
+  state.timezone = validTimezone(dataset.timezone);
+  $("dataset-name").textContent = dataset.name ?? "";
+  $("model-name").textContent = `${card.model} · ${String(card.version ?? "").slice(0, 8)}`;
+  $("quantity").textContent = `${dataset.quantity} (${dataset.unit}), every ${dataset.frequency}`;
+  const slider = $("horizon");
+  slider.max = String(card.horizon);
+  slider.value = String(Math.min(state.horizon, card.horizon));
+  slider.disabled = false;
+  onHorizon();
+}
+
+function onHorizon() {
+  state.horizon = Number($("horizon").value);
+  $("horizon-label").textContent = `+${horizonText(state.horizon)}`;
+  if (!state.card) return;
+  paintSensors();
+  if (state.selected) drawPanel(); // the readings are those already fetched
+}
+
+async function start() {
+  try {
+    const [card, sensors, graph] = await Promise.all([
+      getJSON("/v1/model"),
+      getJSON("/v1/sensors"),
+      getJSON("/v1/graph").catch(() => ({ data: [] })),
+    ]);
+    applyCard(card);
+    drawMap(sensors.data, graph.data);
+    paintSensors();
+  } catch (error) {
+    setStatus(`Cannot load the dashboard (${error.message}) — retrying`, "error");
+    setTimeout(start, RETRY_MS);
+    return;
+  }
+  setStatus("Waiting for the server's readings…", "waiting");
+  poll();
+}
+
+function wireControls() {
+  $("horizon").addEventListener("input", onHorizon);
+  $("panel-close").addEventListener("click", hidePanel);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") hidePanel();
+  });
+  const sensors = $("sensors");
+  const pick = (event) => {
+    const circle = event.target.closest("circle.sensor");
+    if (circle) showSensor(circle.getAttribute("data-sensor-id"));
+  };
+  sensors.addEventListener("click", pick);
+  sensors.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") pick(event);
+  });
+}
+
+wireControls();
+start();

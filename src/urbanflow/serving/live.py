@@ -1,0 +1,149 @@
+"""Live forecasts: a model bundle applied to the latest input window of the store.
+
+A forecast issued at ``T`` (the newest stored reading's time) uses the readings at
+``T - (L-1)·step … T`` and targets ``T + h·step`` for ``h = 1 … H``. A sensor with less than
+half of its ``L`` readings in that window gets no forecast and is listed as missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
+from urbanflow.errors import DataError, NotReadyError
+from urbanflow.graph.graph import SensorGraph
+from urbanflow.models.neural import NeuralForecaster
+from urbanflow.serving.store import ReadingStore
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    """A fitted bundle and what the service needs to know about its sensors and data."""
+
+    forecaster: NeuralForecaster
+    card: dict[str, object]
+    name: str
+    version: str
+    sensors: Sensors
+    graph: SensorGraph
+    metadata: DatasetMetadata
+
+    @classmethod
+    def load(cls, model_dir: Path) -> LiveModel:
+        from urbanflow.training.bundle import WEIGHTS, load_bundle
+
+        forecaster, card = load_bundle(model_dir)
+        described = card["dataset"]
+        if not described.get("frequency"):
+            raise DataError(
+                f"{model_dir}: the card gives no data frequency; retrain with a dataset that "
+                "declares one"
+            )
+        rows = {row["sensor_id"]: row for row in card.get("sensors", [])}
+        ids = forecaster.sensor_ids_
+        sensors = Sensors(
+            ids=ids,
+            latitude=np.array([_number(rows.get(i, {}).get("latitude")) for i in ids]),
+            longitude=np.array([_number(rows.get(i, {}).get("longitude")) for i in ids]),
+            names=tuple(str(rows.get(i, {}).get("name") or "") for i in ids),
+        )
+        metadata = DatasetMetadata(
+            name=str(described["name"]),
+            quantity=str(described.get("quantity", "value")),
+            unit=str(described.get("unit", "")),
+            frequency=str(described["frequency"]),
+            timezone=str(described.get("timezone", "UTC")),
+        )
+        digest = hashlib.sha256((model_dir / WEIGHTS).read_bytes()).hexdigest()
+        return cls(
+            forecaster=forecaster,
+            card=card,
+            name=str(card["model"]),
+            version=digest[:12],
+            sensors=sensors,
+            graph=forecaster.spec_.require_graph(),
+            metadata=metadata,
+        )
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(self.metadata.frequency))
+
+    @property
+    def input_len(self) -> int:
+        return self.forecaster.input_len
+
+    @property
+    def horizon(self) -> int:
+        return self.forecaster.horizon
+
+    def sensor_table(self) -> pd.DataFrame:
+        """``sensor_id, name, latitude, longitude`` (NaN where unknown)."""
+        return pd.DataFrame(
+            {
+                "sensor_id": list(self.sensors.ids),
+                "name": list(self.sensors.names or ("",) * len(self.sensors)),
+                "latitude": self.sensors.latitude,
+                "longitude": self.sensors.longitude,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class LiveForecast:
+    """``values: [h n]`` issued at ``issued_at`` (dataset zone); ``available: [n]``."""
+
+    issued_at: pd.Timestamp
+    values: np.ndarray
+    available: np.ndarray
+
+
+def input_times(model: LiveModel, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
+    """The ``L`` grid times (UTC) whose readings feed a forecast issued at ``issued_at``."""
+    return pd.date_range(
+        end=issued_at.tz_convert("UTC"), periods=model.input_len, freq=model.step
+    ).as_unit("ns")
+
+
+def forecast_latest(model: LiveModel, store: ReadingStore) -> LiveForecast:
+    """Forecast from the newest input window in ``store``; NotReadyError when none qualifies."""
+    latest = store.latest_time()
+    if latest is None:
+        raise NotReadyError(
+            "no readings are stored yet; POST the latest readings to /v1/readings first"
+        )
+    times = input_times(model, latest)
+    window = store.window(model.sensors.ids, times)  # [L n]
+    available = 2 * np.isfinite(window).sum(axis=0) >= model.input_len
+    local = times.tz_convert(model.metadata.timezone)
+    if not available.any():
+        raise NotReadyError(
+            f"no sensor has half of its {model.input_len} readings from "
+            f"{local[0].isoformat()} to {local[-1].isoformat()} (the newest reading's time); "
+            f"POST those readings to /v1/readings"
+        )
+    dataset = CityDataset(
+        readings=window[..., None],
+        timestamps=local,
+        sensors=model.sensors,
+        graph=model.graph,
+        metadata=model.metadata,
+    )
+    values = model.forecaster.predict(dataset, np.array([model.input_len]))[0]  # [h n]
+    return LiveForecast(issued_at=local[-1], values=values, available=available)
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def local_iso(stamps: pd.DatetimeIndex | pd.Timestamp, timezone: str) -> list[str] | str:
+    """ISO 8601 text with the UTC offset of ``timezone``."""
+    if isinstance(stamps, pd.Timestamp):
+        return stamps.tz_convert(timezone).isoformat()
+    return [stamp.isoformat() for stamp in stamps.tz_convert(timezone)]

@@ -1,0 +1,101 @@
+"""Request and response bodies of the service, one family per resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ROWS = 100_000
+"""Readings one ``POST /v1/readings`` request may carry."""
+
+
+class ReadingIn(BaseModel):
+    """One reading; ``value`` null means "no reading" and never overwrites a stored one."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    sensor_id: str = Field(min_length=1, examples=["773869"])
+    timestamp: str = Field(
+        description="ISO 8601; without a UTC offset it is read in the dataset's time zone",
+        json_schema_extra={"format": "date-time"},
+        examples=["2012-03-07T08:05:00-08:00"],
+    )
+    value: float | None = Field(allow_inf_nan=False, examples=[61.5])
+
+
+class IngestOut(BaseModel):
+    """What a committed batch did."""
+
+    received: int = Field(description="rows in the request")
+    new: int = Field(description="readings stored for the first time")
+    updated: int = Field(description="stored readings whose value was corrected")
+    unchanged: int = Field(description="readings already stored with the same value")
+    empty: int = Field(description="rows with a null value: nothing stored or overwritten")
+
+
+class SensorOut(BaseModel):
+    sensor_id: str
+    name: str
+    latitude: float | None
+    longitude: float | None
+
+
+class SensorList(BaseModel):
+    data: list[SensorOut]
+    count: int
+
+
+class EdgeOut(BaseModel):
+    source: str
+    target: str
+    weight: float
+
+
+class EdgeList(BaseModel):
+    data: list[EdgeOut]
+    count: int
+
+
+class ReadingOut(BaseModel):
+    timestamp: str = Field(description="ISO 8601 in the dataset's time zone")
+    value: float
+
+
+class ReadingList(BaseModel):
+    data: list[ReadingOut]
+    count: int
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str = Field(description="first 12 hex digits of the weights' SHA-256")
+
+
+class ForecastPoint(BaseModel):
+    sensor_id: str
+    target_time: str
+    horizon_steps: int
+    value: float
+
+
+class ForecastOut(BaseModel):
+    issued_at: str = Field(description="time of the newest reading in the input window")
+    model: ModelRef
+    data: list[ForecastPoint]
+    missing: list[str] = Field(description="sensors with less than half of their input window")
+
+
+class HealthOut(BaseModel):
+    status: str
+    model: str
+    sensors: int
+    readings: int
+    latest_reading_at: str | None
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ModelCard = dict[str, Any]

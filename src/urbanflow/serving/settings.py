@@ -1,0 +1,16 @@
+"""What `urbanflow serve` is started with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """``model_dir``: a bundle from `urbanflow train`; ``store_path``: the DuckDB file;
+    ``token``: when set, write requests need ``Authorization: Bearer <token>``."""
+
+    model_dir: Path
+    store_path: Path
+    token: str | None = None
