@@ -1,8 +1,9 @@
 """Model bundles: a folder with ``weights.safetensors`` (never pickle) and ``card.json``.
 
 The card says what the model is and where it came from: model name and hyperparameters,
-input length, horizon, scaler, sensor ids and coordinates, the training data's fingerprint and the steps it
-was fitted on, the protocol, validation and test metrics, library version, training time.
+input length, horizon, scaler, sensor ids and coordinates, the training data's fingerprint
+and the steps it was fitted on, the protocol, validation and test metrics, library version,
+training time.
 The weights file also holds the sensor graph, so a bundle rebuilds its network on its own.
 """
 

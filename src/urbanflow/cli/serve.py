@@ -1,0 +1,51 @@
+"""`urbanflow serve`: the HTTP API and map dashboard over a model bundle and a store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from urbanflow.cli.common import console
+from urbanflow.serving.settings import ServeSettings
+
+TOKEN_VARIABLE = "URBANFLOW_TOKEN"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_command(
+        model_dir: Annotated[Path, typer.Option(help="A bundle from `urbanflow train`.")],
+        store: Annotated[
+            Path, typer.Option(help="DuckDB file of readings (created when missing).")
+        ] = Path("readings.duckdb"),
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    ) -> None:
+        """Serve readings, forecasts and the dashboard. Set URBANFLOW_TOKEN to guard writes."""
+        import uvicorn
+
+        from urbanflow.serving.app import create_app
+
+        settings = ServeSettings(model_dir, store, os.environ.get(TOKEN_VARIABLE) or None)
+        describe_service(settings)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def describe_service(settings: ServeSettings) -> None:
+    """Open the bundle and store once, so that a bad path fails here in one line."""
+    from urbanflow.serving.app import open_service
+
+    service = open_service(settings)
+    try:
+        model, stored = service.model, service.store.count()
+    finally:
+        service.store.close()
+    console.print(
+        f"Model [bold]{model.name}[/] (version {model.version}) for {len(model.sensors)} "
+        f"sensors of {model.metadata.name}; store {settings.store_path} holds {stored:,} readings."
+    )
+    guard = "need a bearer token" if settings.token else f"are open (set {TOKEN_VARIABLE})"
+    console.print(f"Writes {guard}. Dashboard at /, API docs at /docs.")

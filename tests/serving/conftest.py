@@ -1,0 +1,107 @@
+"""Shared fixtures of the service tests: a Los-loop bundle, the app, a real HTTP server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from urbanflow.data.catalog import load_dataset
+from urbanflow.data.dataset import CityDataset
+from urbanflow.evaluation.evaluate import evaluate
+from urbanflow.evaluation.protocol import make_plan
+from urbanflow.models.registry import make_model
+from urbanflow.serving.app import create_app
+from urbanflow.serving.settings import ServeSettings
+from urbanflow.training.bundle import save_bundle
+
+
+@pytest.fixture(scope="session")
+def los_loop() -> CityDataset:
+    return load_dataset("los-loop")
+
+
+@pytest.fixture(scope="session")
+def los_loop_bundle(tmp_path_factory: pytest.TempPathFactory, los_loop: CityDataset) -> Path:
+    """STID trained for one epoch on Los-loop's default-protocol training part (~10 s)."""
+    plan = make_plan("default", los_loop.num_steps, 12)
+    model = make_model("stid", input_len=12, horizon=12, max_epochs=1, seed=0)
+    result = evaluate(model, los_loop, plan, "stid")
+    return save_bundle(model, "stid", los_loop, result, tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture
+def client(los_loop_bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on a fresh store, started (lifespan run) for the test."""
+    app = create_app(ServeSettings(los_loop_bundle, tmp_path / "store.duckdb"))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def reading_rows(dataset: CityDataset, steps: slice) -> list[dict[str, object]]:
+    """The readings of ``steps`` as the JSON rows ``POST /v1/readings`` takes (null: missing)."""
+    values = dataset.readings[steps, :, 0]
+    stamps = dataset.timestamps[steps]
+    return [
+        {
+            "sensor_id": sensor_id,
+            "timestamp": stamp.isoformat(),
+            "value": None if np.isnan(values[t, n]) else float(values[t, n]),
+        }
+        for t, stamp in enumerate(stamps)
+        for n, sensor_id in enumerate(dataset.sensors.ids)
+    ]
+
+
+def post_los_loop_readings(
+    target: TestClient | httpx.Client | str,
+    steps: slice,
+    dataset: CityDataset | None = None,
+    token: str | None = None,
+) -> dict[str, int]:
+    """POST Los-loop readings of ``steps`` to a client or a base URL; returns the counts."""
+    rows = reading_rows(dataset or load_dataset("los-loop"), steps)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if isinstance(target, str):
+        response = httpx.post(f"{target}/v1/readings", json=rows, headers=headers, timeout=60)
+    else:
+        response = target.post("/v1/readings", json=rows, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_server(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread; yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
