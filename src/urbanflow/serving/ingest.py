@@ -19,6 +19,7 @@ from urbanflow.serving.schemas import MAX_ROWS, ReadingIn
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 COLUMNS = ("sensor_id", "timestamp", "value")
+EARLIEST = pd.Timestamp("1970-01-01", tz="UTC").as_unit("us")
 _READINGS = TypeAdapter(list[ReadingIn])
 _OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
@@ -117,20 +118,27 @@ def validate(parsed: ParsedBody, rules: ReadingRules) -> pd.DataFrame:
             "(GET /v1/sensors)"
         )
     stamps = parse_timestamps(frame["timestamp"], rules.timezone, row)
-    local = stamps.tz_convert(rules.timezone).tz_localize(None)
-    off_grid = np.flatnonzero((local - pd.Timestamp(0)) % rules.step != pd.Timedelta(0))
-    if off_grid.size:
-        i = int(off_grid[0])
-        raise DataError(
-            f"{row(i)}: timestamp {frame['timestamp'].iloc[i]!r} is not on the dataset's grid "
-            f"of one reading every {step_text(rules.step)}; round it to the grid"
-        )
     future = np.flatnonzero(stamps > rules.now + rules.step)
     if future.size:
         i = int(future[0])
         raise DataError(
             f"{row(i)}: timestamp {frame['timestamp'].iloc[i]!r} is in the future (server time "
             f"{rules.now.isoformat(timespec='seconds')}); check the sensor's clock"
+        )
+    ancient = np.flatnonzero(stamps < EARLIEST)
+    if ancient.size:
+        i = int(ancient[0])
+        raise DataError(
+            f"{row(i)}: timestamp {frame['timestamp'].iloc[i]!r} is before "
+            f"{EARLIEST.year}; check the year"
+        )
+    local = stamps.tz_convert(rules.timezone).tz_localize(None)
+    off_grid = np.flatnonzero((local - EARLIEST.tz_localize(None)) % rules.step != pd.Timedelta(0))
+    if off_grid.size:
+        i = int(off_grid[0])
+        raise DataError(
+            f"{row(i)}: timestamp {frame['timestamp'].iloc[i]!r} is not on the dataset's grid "
+            f"of one reading every {step_text(rules.step)}; round it to the grid"
         )
     batch = pd.DataFrame(
         {
@@ -154,14 +162,15 @@ def validate(parsed: ParsedBody, rules: ReadingRules) -> pd.DataFrame:
 def parse_timestamps(
     texts: pd.Series, timezone: str, row: Callable[[int], str]
 ) -> pd.DatetimeIndex:
-    """UTC times from ISO 8601 text; text without an offset is local time in ``timezone``."""
+    """UTC times (microseconds: any year parses) from ISO 8601 text; text without an offset
+    is local time in ``timezone``."""
     texts = texts.astype(str).str.strip().reset_index(drop=True)
     has_offset = texts.str.contains(_OFFSET, regex=True).to_numpy()
-    result = pd.Series(pd.NaT, index=texts.index, dtype="datetime64[ns, UTC]")
+    result = pd.Series(pd.NaT, index=texts.index, dtype="datetime64[us, UTC]")
     if has_offset.any():
         result[has_offset] = pd.to_datetime(
             texts[has_offset], format="ISO8601", utc=True, errors="coerce"
-        ).dt.as_unit("ns")
+        ).dt.as_unit("us")
     naive = ~has_offset
     if naive.any():
         parsed = pd.to_datetime(texts[naive], format="ISO8601", errors="coerce")
@@ -178,7 +187,7 @@ def parse_timestamps(
                 f"{timezone} (a daylight-saving change); add the UTC offset, e.g. "
                 "2024-11-03T01:30:00-07:00"
             )
-        result[naive] = local.tz_convert("UTC").as_unit("ns")
+        result[naive] = local.tz_convert("UTC").as_unit("us")
     missing = np.flatnonzero(result.isna().to_numpy())
     if missing.size:
         raise _bad_time(texts, int(missing[0]), row)
