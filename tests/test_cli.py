@@ -68,16 +68,6 @@ def test_datasets_list_and_info(capsys):
     assert "207" in out and "2016" in out and "5min" in out and "0.00 %" in out
 
 
-def test_demo_writes_a_run_folder(tmp_path, capsys):
-    code, out, _ = run(["demo", "--runs-dir", str(tmp_path)], capsys)
-    assert code == 0
-    (run_folder,) = tmp_path.iterdir()
-    summary = json.loads((run_folder / "results.json").read_text())
-    assert set(summary) == {"default", "tgcn"}
-    assert {r["model"] for r in summary["default"]} >= {"last-value", "ridge"}
-    assert str(run_folder) in out.replace("\n", "")
-
-
 def test_datasets_info_on_a_path(capsys):
     example = Path(__file__).parents[1] / "docs" / "examples" / "my-city"
     code, out, _ = run(["datasets", "info", str(example)], capsys)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +10,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -22,6 +19,7 @@ from urbanflow.evaluation.evaluate import evaluate
 from urbanflow.evaluation.protocol import make_plan
 from urbanflow.models.registry import make_model
 from urbanflow.serving.app import create_app
+from urbanflow.serving.server import BackgroundServer
 from urbanflow.serving.settings import ServeSettings
 from urbanflow.training.bundle import save_bundle
 
@@ -89,19 +87,5 @@ def free_port() -> int:
 @contextmanager
 def running_server(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread; yields the base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with BackgroundServer(app, "127.0.0.1", free_port()) as server:
+        yield server.url

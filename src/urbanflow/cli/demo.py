@@ -1,45 +1,155 @@
-"""`urbanflow demo`: every baseline on the embedded Los-loop data, both protocols."""
+"""`urbanflow demo`: Los-loop as a live city — train, serve, replay the last day, score."""
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from urbanflow.cli.common import console, progress_bar
-from urbanflow.cli.evaluate import evaluate_model
+from urbanflow.cli.evaluate import evaluate_model, training_options
 from urbanflow.data.catalog import load_dataset
-from urbanflow.evaluation.evaluate import EvaluationResult
+from urbanflow.data.dataset import CityDataset
+from urbanflow.errors import ConfigError
 from urbanflow.evaluation.protocol import make_plan
-from urbanflow.evaluation.report import describe_protocol, leaderboard_table, write_json
-from urbanflow.models.registry import baseline_names
+from urbanflow.serving.replay import LiveAccuracy
+from urbanflow.serving.server import BackgroundServer
+from urbanflow.serving.settings import ServeSettings
+
+HISTORY_STEPS = 36  # readings posted before the replay: three hours at five minutes
 
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(
-        runs_dir: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path(
+        runs_dir: Annotated[Path, typer.Option(help="Folder for the model and store.")] = Path(
             "runs"
         ),
+        model_dir: Annotated[
+            Path | None, typer.Option(help="Use this bundle instead of training one.")
+        ] = None,
+        train_minutes: Annotated[
+            float, typer.Option(help="Training budget of the quick model.")
+        ] = 1.0,
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+        pace: Annotated[float, typer.Option(help="Replayed steps a second (0: no wait).")] = 3.0,
+        steps: Annotated[
+            int | None, typer.Option(help="Replay only this many steps (default: the last day).")
+        ] = None,
+        keep_serving: Annotated[
+            bool, typer.Option(help="Keep serving after the replay until Ctrl-C.")
+        ] = True,
     ) -> None:
-        """Evaluate every baseline on the embedded Los-loop data under both protocols."""
+        """Train a quick model on Los-loop, serve it, replay its last day as a live feed."""
         dataset = load_dataset("los-loop")
+        day = dataset.steps_per_day
+        first = dataset.num_steps - day
+        count = day if steps is None else steps
+        if not 1 <= count <= day:
+            raise ConfigError(f"--steps {steps} is outside 1…{day} (one day of Los-loop)")
+        bundle = model_dir or quick_model(dataset, runs_dir / "demo-model", train_minutes)
         run = runs_dir / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
-        plans = [make_plan(protocol, dataset.num_steps) for protocol in ("default", "tgcn")]
-        results: dict[str, list[EvaluationResult]] = {plan.protocol: [] for plan in plans}
+        settings = ServeSettings(bundle, run / "readings.duckdb")
+        check_port(host, port)
+        url = f"http://{host}:{port}"
+        try:
+            with serving(settings, host, port):
+                console.print(f"Dashboard: [bold]{url}/[/]   API docs: {url}/docs")
+                accuracy = replay_last_day(url, dataset, range(first, first + count), pace)
+                console.print(live_accuracy_table(accuracy, dataset))
+                if keep_serving:
+                    console.print(f"Replay done; still serving {url}/ — press Ctrl-C to stop.")
+                    wait_for_interrupt()
+        except KeyboardInterrupt:
+            console.print("Interrupted.")
+        console.print(f"Stopped. The readings stay in {settings.store_path}")
+
+
+def replay_last_day(url: str, dataset: CityDataset, steps: range, pace: float) -> LiveAccuracy:
+    """Post the readings just before ``steps`` at once, then replay ``steps`` at ``pace``."""
+    import httpx
+
+    from urbanflow.serving.replay import ReplayStep, replay
+
+    accuracy = LiveAccuracy(horizon=12)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        replay(client, dataset, range(steps.start - HISTORY_STEPS, steps.start), 0.0, accuracy)
+        accuracy.forget_scores()  # score only what targets the replayed steps
         with progress_bar() as bar:
-            for plan in plans:
-                for name in baseline_names():
-                    result, _ = evaluate_model(bar, dataset, name, plan)
-                    write_json(result.to_json(), run / plan.protocol / f"{name}.json")
-                    results[plan.protocol].append(result)
-        for plan in plans:
-            console.print()
-            console.print(describe_protocol(plan, dataset), style="dim")
-            title = f"Los-loop, protocol {plan.protocol} (mph)"
-            console.print(leaderboard_table(results[plan.protocol], title))
-        summary = {protocol: [r.to_json() for r in rs] for protocol, rs in results.items()}
-        write_json(summary, run / "results.json")
-        console.print(f"\nResults (one JSON per model and protocol) written to [bold]{run}[/]")
+            task = bar.add_task("replaying the last day", total=len(steps), status="")
+
+            def show(step: ReplayStep) -> None:
+                status = f"{step.timestamp}  live 15-min MAE {accuracy.mae(3):.2f}"
+                bar.update(task, advance=1, status=status)
+
+            replay(client, dataset, steps, pace, accuracy, show)
+    return accuracy
+
+
+def quick_model(dataset: CityDataset, folder: Path, minutes: float) -> Path:
+    """STID trained for ``minutes`` on Los-loop's default-protocol training part, or the
+    bundle a previous demo left in ``folder``. The replayed last day lies in the test part."""
+    from urbanflow.training.bundle import read_card, save_bundle
+
+    if (folder / "card.json").exists():
+        card = read_card(folder)
+        if card["dataset"]["fingerprint"] == dataset.fingerprint:
+            console.print(
+                f"Using the model trained by an earlier demo: {folder} (delete to retrain)"
+            )
+            return folder
+    plan = make_plan("default", dataset.num_steps, 12)
+    console.print(f"Training a quick STID model on Los-loop ({minutes:g} min budget)…")
+    with progress_bar() as bar:
+        result, model = evaluate_model(
+            bar, dataset, "stid", plan, training_options(None, minutes, 0)
+        )
+    save_bundle(model, "stid", dataset, result, folder)
+    scores = ", ".join(f"{h.label} {h.metrics['mae']:.2f}" for h in result.horizons)
+    console.print(f"Test MAE ({dataset.metadata.unit}): {scores}")
+    return folder
+
+
+def live_accuracy_table(accuracy: LiveAccuracy, dataset: CityDataset) -> Table:
+    table = Table(title=f"Live accuracy over the replay ({dataset.metadata.unit})")
+    table.add_column("horizon")
+    table.add_column("MAE", justify="right")
+    table.add_column("forecasts scored", justify="right")
+    minutes = dataset.step.total_seconds() / 60
+    for step in (1, 3, 6, 12):
+        table.add_row(
+            f"{step * minutes:g} min", f"{accuracy.mae(step):.3f}", f"{accuracy.counts[step - 1]:,}"
+        )
+    return table
+
+
+def check_port(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({error.strerror}); pass another --port"
+            ) from None
+
+
+def serving(settings: ServeSettings, host: str, port: int) -> BackgroundServer:
+    from urbanflow.cli.serve import describe_service
+    from urbanflow.serving.app import create_app
+
+    describe_service(settings)
+    return BackgroundServer(create_app(settings), host, port)
+
+
+def wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass

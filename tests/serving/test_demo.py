@@ -1,0 +1,103 @@
+"""`urbanflow demo`: a quick model, the service, a replayed feed and its live accuracy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import httpx
+import numpy as np
+import pytest
+from tests.serving.conftest import free_port, running_server
+
+from urbanflow.cli import main
+from urbanflow.serving.app import create_app
+from urbanflow.serving.replay import LiveAccuracy, replay, step_rows
+from urbanflow.serving.settings import ServeSettings
+from urbanflow.serving.store import ReadingStore
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_replay_posts_each_step_and_scores_forecasts_when_targets_arrive(
+    los_loop, los_loop_bundle, tmp_path
+):
+    app = create_app(ServeSettings(los_loop_bundle, tmp_path / "store.duckdb"))
+    accuracy = LiveAccuracy(horizon=12)
+    seen = []
+    with running_server(app) as url, httpx.Client(base_url=url) as client:
+        replay(client, los_loop, range(1990, 2010), 0.0, accuracy, seen.append)
+    assert [s.index for s in seen] == list(range(1990, 2010))
+    assert seen[0].forecast_status == 409 or seen[5].forecast_status == 200
+    assert seen[-1].forecast_status == 200
+    # forecasts issued from step 1990 + 5 onwards (half a window) are scored at later steps
+    assert accuracy.counts[0] > 0 and np.isfinite(accuracy.mae(1))
+    assert accuracy.counts[0] > accuracy.counts[11]
+    with ReadingStore(tmp_path / "store.duckdb") as store:
+        assert store.count() == int(np.isfinite(los_loop.readings[1990:2010, :, 0]).sum())
+
+
+def test_live_accuracy_scores_against_the_arriving_reading():
+    accuracy = LiveAccuracy(horizon=2)
+    accuracy.remember(
+        {
+            "data": [
+                {"sensor_id": "a", "target_time": "t1", "horizon_steps": 1, "value": 50.0},
+                {"sensor_id": "b", "target_time": "t1", "horizon_steps": 1, "value": 40.0},
+                {"sensor_id": "a", "target_time": "t2", "horizon_steps": 2, "value": 45.0},
+            ]
+        }
+    )
+    accuracy.observe(
+        [
+            {"sensor_id": "a", "timestamp": "t1", "value": 47.0},
+            {"sensor_id": "b", "timestamp": "t1", "value": None},  # missing: not scored
+        ]
+    )
+    assert accuracy.mae(1) == pytest.approx(3.0) and accuracy.counts.tolist() == [1, 0]
+    assert np.isnan(accuracy.mae(2))
+    accuracy.observe([{"sensor_id": "a", "timestamp": "t2", "value": 40.0}])
+    assert accuracy.mae(2) == pytest.approx(5.0)
+
+
+def test_step_rows_turn_missing_readings_into_nulls(los_loop):
+    readings = los_loop.readings.copy()
+    readings[7, 3, 0] = np.nan
+    rows = step_rows(replace(los_loop, readings=readings), 7)
+    assert len(rows) == 207 and rows[3]["value"] is None and rows[4]["value"] is not None
+    assert rows[0]["timestamp"] == los_loop.timestamps[7].isoformat()
+
+
+def test_demo_trains_serves_replays_and_reuses_its_model(tmp_path, capsys):
+    args = ["demo", "--runs-dir", str(tmp_path), "--train-minutes", "0.05", "--steps", "6"]
+    args += ["--pace", "0", "--no-keep-serving", "--port", str(free_port())]
+    code, out = run(args, capsys)
+    assert code == 0, out
+    assert "Training a quick STID model" in out
+    assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/", out)
+    assert "Live accuracy" in out and "15 min" in out
+    assert (tmp_path / "demo-model" / "weights.safetensors").exists()
+    (store,) = tmp_path.glob("demo-*/readings.duckdb")
+    with ReadingStore(store) as opened:
+        assert opened.latest_time().isoformat() == "2012-03-07T08:25:00+00:00"  # 00:25 local
+    again = ["demo", "--runs-dir", str(tmp_path), "--steps", "1", "--pace", "0"]
+    code, out = run([*again, "--no-keep-serving", "--port", str(free_port())], capsys)
+    assert code == 0 and "Using the model trained by an earlier demo" in out
+
+
+def test_demo_refuses_a_busy_port_and_a_bad_step_count(tmp_path, capsys, los_loop_bundle):
+    base = ["demo", "--runs-dir", str(tmp_path), "--model-dir", str(los_loop_bundle)]
+    code, out = run([*base, "--steps", "0"], capsys)
+    assert code == 2 and "--steps 0 is outside 1…288" in out
+    with running_server(create_app(ServeSettings(los_loop_bundle, tmp_path / "s.duckdb"))) as url:
+        port = url.rsplit(":", 1)[1]
+        code, out = run([*base, "--port", port, "--no-keep-serving"], capsys)
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in out
