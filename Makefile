@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/urbanflow demo
 
+# The dashboard test drives Debian's Chromium; .ci/install-browser installs it when missing.
 test: $(STAMP)
+	bash .ci/install-browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
