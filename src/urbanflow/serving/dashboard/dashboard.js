@@ -29,7 +29,8 @@ const state = {
   timezone: "UTC",
   sensors: new Map(), // sensor_id -> sensor record
   circles: new Map(), // sensor_id -> <circle>
-  latestReadingAt: undefined, // as /health last said; undefined before it answered
+  latestReadingAt: null, // as /health last said
+  seen: null, // what /health last said about the readings, to notice new ones
   forecast: null, // see indexForecasts
   horizon: 1,
   selected: null,
@@ -153,7 +154,9 @@ function renderLegend(scale) {
   if (scale.bins) {
     scale.bins.forEach((bin, i) => {
       const from = i ? scale.bins[i - 1].upTo : null;
-      const text = from === null ? `< ${bin.upTo}` : bin.upTo === Infinity ? `≥ ${from}` : `${from}–${bin.upTo}`;
+      let text = `${from}–${bin.upTo}`;
+      if (from === null) text = `< ${bin.upTo}`;
+      else if (bin.upTo === Infinity) text = `≥ ${from}`;
       list.append(legendItem(bin.colour, text));
     });
   } else {
@@ -188,7 +191,8 @@ function projectCoordinates(sensors) {
   const [spanX, spanY] = [0, 1].map((k) => Math.max(...raw.map((p) => p[k])) - [minX, minY][k]);
   const scale = (MAP_SIZE - 2 * MAP_PAD) / (Math.max(spanX, spanY) || 1);
   const positions = raw.map(([x, y]) => [MAP_PAD + (x - minX) * scale, MAP_PAD + (y - minY) * scale]);
-  return { positions, width: spanX * scale + 2 * MAP_PAD, height: spanY * scale + 2 * MAP_PAD, radius: 5.5 };
+  const [width, height] = [spanX * scale + 2 * MAP_PAD, spanY * scale + 2 * MAP_PAD];
+  return { positions, width, height, radius: 5.5 };
 }
 
 function gridLayout(sensors) {
@@ -199,7 +203,8 @@ function gridLayout(sensors) {
     MAP_PAD + (Math.floor(i / columns) + 0.5) * cell,
   ]);
   const rows = Math.ceil(sensors.length / columns);
-  return { positions, width: columns * cell + 2 * MAP_PAD, height: rows * cell + 2 * MAP_PAD, radius: 12 };
+  const [width, height] = [columns * cell + 2 * MAP_PAD, rows * cell + 2 * MAP_PAD];
+  return { positions, width, height, radius: 12 };
 }
 
 function drawEdges(edges, where) {
@@ -224,13 +229,15 @@ function drawMap(sensors, edges) {
   const group = $("sensors");
   for (const sensor of sensors) {
     const [cx, cy] = where.get(sensor.sensor_id);
-    const circle = svg("circle", { cx, cy, r: layout.radius, class: "sensor", fill: NO_DATA, tabindex: 0 }, group);
+    const attributes = { cx, cy, r: layout.radius, class: "sensor", fill: NO_DATA, tabindex: 0 };
+    const circle = svg("circle", attributes, group);
     circle.setAttribute("data-sensor-id", sensor.sensor_id);
     circle.setAttribute("role", "button");
     svg("title", {}, circle);
     state.sensors.set(sensor.sensor_id, sensor);
     state.circles.set(sensor.sensor_id, circle);
   }
+  map.classList.toggle("grid-layout", !located);
   if (!located && sensors.length) {
     $("map-note").textContent = "These sensors have no coordinates: they are laid out on a grid.";
     $("map-note").hidden = false;
@@ -265,17 +272,20 @@ function indexForecasts(body) {
   for (const row of body.data) {
     if (!byHorizon.has(row.horizon_steps)) byHorizon.set(row.horizon_steps, new Map());
     byHorizon.get(row.horizon_steps).set(row.sensor_id, row.value);
+    if (!Number.isFinite(row.value)) continue;
     if (!paths.has(row.sensor_id)) paths.set(row.sensor_id, []);
     paths.get(row.sensor_id).push({ t: Date.parse(row.target_time), value: row.value });
   }
   for (const path of paths.values()) path.sort((a, b) => a.t - b.t);
-  return { issuedAt: Date.parse(body.issued_at), model: body.model, byHorizon, paths, missing: body.missing ?? [] };
+  const missing = body.missing ?? [];
+  return { issuedAt: Date.parse(body.issued_at), model: body.model, byHorizon, paths, missing };
 }
 
 function forecastSummary() {
   const { issuedAt, paths, missing } = state.forecast;
   const without = missing.length ? ` · ${missing.length} without forecast (grey)` : "";
-  return `Forecast issued ${formatTime(issuedAt, true)} for ${paths.size} of ${state.circles.size} sensors${without}`;
+  const covered = `${paths.size} of ${state.circles.size} sensors`;
+  return `Forecast issued ${formatTime(issuedAt, true)} for ${covered}${without}`;
 }
 
 // All horizons in one request: the slider then recolours without asking the server.
@@ -289,8 +299,8 @@ async function refreshForecasts() {
   } catch (error) {
     state.forecast = null;
     $("issued-at").textContent = "—";
-    const waiting = error.status === 409;
-    setStatus(waiting ? `${error.message} — waiting for readings` : `Forecasts unavailable: ${error.message}`, waiting ? "waiting" : "error");
+    if (error.status === 409) setStatus(`${error.message} — waiting for readings`, "waiting");
+    else setStatus(`Forecasts unavailable: ${error.message}`, "error");
   }
   paintSensors();
 }
@@ -309,13 +319,16 @@ async function onNewReadings() {
 async function poll() {
   try {
     const health = await getJSON("/health");
-    if (health.latest_reading_at !== state.latestReadingAt) {
+    // A newer reading moves latest_reading_at; a late one for an earlier time moves the count.
+    const seen = `${health.latest_reading_at} ${health.readings}`;
+    if (seen !== state.seen) {
+      state.seen = seen;
       state.latestReadingAt = health.latest_reading_at;
       await onNewReadings();
     }
   } catch (error) {
     setStatus(`Cannot reach the server (${error.message}) — retrying`, "error");
-    state.latestReadingAt = undefined; // refresh everything once it answers again
+    state.seen = null; // refresh everything once it answers again
   } finally {
     setTimeout(poll, POLL_MS);
   }
@@ -338,8 +351,14 @@ async function recentReadings(id) {
     .map((row) => ({ t: Date.parse(row.timestamp), value: row.value }));
 }
 
+function unselect() {
+  for (const circle of document.querySelectorAll("circle.sensor.selected")) {
+    circle.classList.remove("selected");
+  }
+}
+
 function selectCircle(id) {
-  for (const circle of document.querySelectorAll("circle.sensor.selected")) circle.classList.remove("selected");
+  unselect();
   const circle = state.circles.get(id);
   if (!circle) return;
   circle.classList.add("selected");
@@ -348,10 +367,15 @@ function selectCircle(id) {
 
 async function showSensor(id) {
   const request = ++state.panelRequest;
+  if (id !== state.selected) {
+    $("sensor-chart").replaceChildren(); // not another sensor's chart while this one loads
+    $("panel-summary").textContent = "Loading…";
+  }
   state.selected = id;
   selectCircle(id);
   $("sensor-panel").hidden = false;
-  $("panel-sensor").textContent = state.sensors.get(id)?.name ? `${id} · ${state.sensors.get(id).name}` : id;
+  const name = state.sensors.get(id)?.name;
+  $("panel-sensor").textContent = name ? `${id} · ${name}` : id;
   let readings = [];
   let problem = "";
   try {
@@ -374,17 +398,21 @@ function drawPanel() {
 
 function panelSummary(readings, path) {
   const last = readings.at(-1);
-  const ahead = path.find((_, i) => i + 1 === state.horizon) ?? path.at(-1);
-  const parts = [last ? `Last reading ${formatValue(last.value)} at ${formatTime(last.t)}` : `No readings in the last ${CHART_HOURS} h`];
-  parts.push(ahead ? `forecast ${formatValue(ahead.value)} at ${formatTime(ahead.t)}` : "no forecast");
-  return parts.join(" · ");
+  const ahead = path[state.horizon - 1];
+  const seen = last
+    ? `Last reading ${formatValue(last.value)} at ${formatTime(last.t)}`
+    : `No readings in the last ${CHART_HOURS} h`;
+  const expected = ahead
+    ? `forecast ${formatValue(ahead.value)} at ${formatTime(ahead.t)}`
+    : "no forecast";
+  return `${seen} · ${expected}`;
 }
 
 function hidePanel() {
   state.selected = null;
   state.panelRequest += 1;
   $("sensor-panel").hidden = true;
-  for (const circle of document.querySelectorAll("circle.sensor.selected")) circle.classList.remove("selected");
+  unselect();
 }
 
 // ------------------------------------------------------------------- chart
@@ -402,7 +430,9 @@ function valueTicks(values) {
   if (hi - lo < 1e-9) [lo, hi] = [lo - 1, hi + 1];
   const step = niceStep((hi - lo) / 4);
   const ticks = [];
-  for (let v = Math.floor(lo / step) * step; v <= hi + step - 1e-9; v += step) ticks.push(Number(v.toFixed(6)));
+  for (let v = Math.floor(lo / step) * step; v <= hi + step - 1e-9; v += step) {
+    ticks.push(Number(v.toFixed(6)));
+  }
   return ticks;
 }
 
@@ -429,16 +459,17 @@ function chartText(parent, x, y, text, className) {
 
 function drawAxes(chart, ticks, x, y) {
   const { width, height, left, right, bottom } = CHART;
+  const base = height - bottom;
   const axes = svg("g", { class: "axes" }, chart);
   for (const v of ticks.values) {
     svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "grid" }, axes);
     chartText(axes, left - 6, y(v) + 4, String(v), "tick y");
   }
   for (const t of ticks.times) {
-    svg("line", { x1: x(t), x2: x(t), y1: height - bottom, y2: height - bottom + 4, class: "tick-mark" }, axes);
-    chartText(axes, x(t), height - bottom + 16, formatTime(t), "tick x");
+    svg("line", { x1: x(t), x2: x(t), y1: base, y2: base + 4, class: "tick-mark" }, axes);
+    chartText(axes, x(t), base + 16, formatTime(t), "tick x");
   }
-  svg("line", { x1: left, x2: width - right, y1: height - bottom, y2: height - bottom, class: "axis" }, axes);
+  svg("line", { x1: left, x2: width - right, y1: base, y2: base, class: "axis" }, axes);
   chartText(axes, 4, 12, state.card.dataset.unit ?? "", "unit");
 }
 
@@ -470,7 +501,9 @@ function drawChart(readings, path) {
   readingsPath.setAttribute("d", linePath(readings, x, y, 1.5 * stepMs));
   forecastPath.setAttribute("d", linePath(forecast, x, y, Infinity));
   chart.append(readingsPath, forecastPath); // above the grid
-  for (const p of readings) svg("circle", { cx: x(p.t), cy: y(p.value), r: 1.8, class: "reading-dot" }, chart);
+  for (const p of readings) {
+    svg("circle", { cx: x(p.t), cy: y(p.value), r: 1.8, class: "reading-dot" }, chart);
+  }
   const chosen = path[state.horizon - 1];
   if (chosen) svg("circle", { cx: x(chosen.t), cy: y(chosen.value), r: 4, class: "horizon-dot" }, chart);
 }
@@ -478,8 +511,8 @@ function drawChart(readings, path) {
 // ------------------------------------------------------------------- setup
 
 function applyCard(card) {
-  state.card = card;
   const dataset = card.dataset ?? {};
+  state.card = { ...card, dataset };
   state.minutesPerStep = stepMinutes(dataset.frequency);
   state.timezone = validTimezone(dataset.timezone);
   $("dataset-name").textContent = dataset.name ?? "";

@@ -1,0 +1,181 @@
+"""The dashboard at ``/`` in real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+One page load follows the service from an empty store to live forecasts: the map draws every
+sensor at once, says why there is no forecast yet, colours the sensors when enough readings
+arrive, and a click on a sensor charts its readings and forecast path, redrawn as readings come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
+from tests.serving.conftest import post_los_loop_readings, running_server
+
+from urbanflow.data.dataset import CityDataset
+from urbanflow.serving.app import create_app
+from urbanflow.serving.settings import ServeSettings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+MISSING_CHROMIUM = (
+    "Chromium not found at /usr/bin/chromium; "
+    "run `make test` (it installs it) or `sudo .ci/install-browser`"
+)
+SENSORS = 207
+NO_FORECAST = "circle.sensor.no-forecast"
+WITH_FORECAST = "circle.sensor:not(.no-forecast)"
+WAIT_MS = 10_000  # the page asks /health every 2.5 s
+
+# Los-loop's last steps: too few for any forecast (the model wants half of 12 per sensor),
+# then enough, then one more that the open chart must pick up.
+TOO_FEW = slice(1990, 1993)
+ENOUGH = slice(1993, 2015)
+ONE_MORE = slice(2015, 2016)
+
+
+@contextmanager
+def headless_chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Problems:
+    """Console errors, uncaught exceptions, failed requests and error statuses of one page."""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[str] = []
+        page.on("console", self.console)
+        page.on("pageerror", lambda error: self.seen.append(f"uncaught: {error}"))
+        page.on("requestfailed", self.failed)
+        page.on("response", self.response)
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.seen.append(f"console: {message.text} ({message.location.get('url')})")
+
+    def failed(self, request: Request) -> None:
+        self.seen.append(f"request failed: {request.method} {request.url} {request.failure}")
+
+    def response(self, response: Response) -> None:
+        if response.status >= 400:
+            self.seen.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+    def unexpected(self) -> list[str]:
+        """All but the 409s of /v1/forecasts while readings are too few (and Chromium's log
+        line for each)."""
+        return [p for p in self.seen if not ("409" in p and "/v1/forecasts" in p)]
+
+
+def unobscured_sensor(page: Page) -> str:
+    """The id of a sensor whose circle's centre is not covered by a neighbour, for a real click."""
+    return page.evaluate(
+        """() => {
+            for (const circle of document.querySelectorAll("circle.sensor")) {
+                const box = circle.getBoundingClientRect();
+                const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+                const hit = document.elementFromPoint(x, y);
+                if (hit === circle && !circle.classList.contains("no-forecast")) {
+                    return circle.getAttribute("data-sensor-id");
+                }
+            }
+            return null;
+        }"""
+    )
+
+
+def points(page: Page, path: str) -> int:
+    """How many points an SVG path of the chart has (its M and L commands)."""
+    d = page.get_attribute(f"#sensor-chart path.{path}", "d") or ""
+    return sum(d.count(command) for command in "ML")
+
+
+def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # Checked before the fixtures are built, so a missing browser fails at once, as a failure.
+    if not CHROMIUM.exists():
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    bundle: Path = request.getfixturevalue("los_loop_bundle")
+    los_loop: CityDataset = request.getfixturevalue("los_loop")
+    app = create_app(ServeSettings(bundle, tmp_path / "store.duckdb"))
+    with running_server(app) as base_url, headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 850})
+        problems = Problems(page)
+        page.goto(f"{base_url}/")
+
+        # Every sensor is drawn from the start, grey while the store is empty.
+        page.wait_for_function(
+            f"document.querySelectorAll('circle.sensor').length >= {SENSORS}", timeout=WAIT_MS
+        )
+        assert page.locator("circle.sensor").count() == SENSORS
+        assert page.locator("#edges line").count() > 0
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.includes('No readings')",
+            timeout=WAIT_MS,
+        )
+        assert page.locator(NO_FORECAST).count() == SENSORS
+        assert page.text_content("#dataset-name") == "los-loop"
+
+        # Too few readings: the service's 409 message shows in the status line.
+        post_los_loop_readings(base_url, TOO_FEW, los_loop)
+        page.wait_for_selector("#status.waiting >> text=half of its 12 readings", timeout=WAIT_MS)
+
+        # Enough readings: the next poll brings forecasts, in congestion colours for speed.
+        post_los_loop_readings(base_url, ENOUGH, los_loop)
+        page.wait_for_selector(WITH_FORECAST, timeout=WAIT_MS)
+        assert page.locator(WITH_FORECAST).count() > SENSORS // 2
+        fills = set(
+            page.eval_on_selector_all(WITH_FORECAST, "cs => cs.map(c => c.getAttribute('fill'))")
+        )
+        assert 1 <= len(fills) <= 4  # the congestion bins, not a continuous scale
+        legend = page.text_content("#legend") or ""
+        assert "mph" in legend and "< 20" in legend and "no forecast" in legend
+        assert page.text_content("#issued-at") not in ("", "—")
+
+        # The slider runs over the model's 12 steps, labelled in minutes.
+        assert page.text_content("#horizon-label") == "+5 min"
+        assert page.get_attribute("#horizon", "max") == "12"
+        page.fill("#horizon", "12")
+        assert page.text_content("#horizon-label") == "+60 min"
+        assert "+60 min" in (page.text_content("#legend") or "")
+
+        # A click on a sensor opens its panel: recent readings and the dashed forecast path.
+        sensor_id = unobscured_sensor(page)
+        assert sensor_id is not None
+        page.click(f"circle.sensor[data-sensor-id='{sensor_id}']")
+        page.wait_for_selector("#sensor-panel", state="visible", timeout=WAIT_MS)
+        assert page.text_content("#panel-sensor") == sensor_id
+        page.wait_for_function(
+            "document.querySelector('#sensor-chart path.readings')?.getAttribute('d')",
+            timeout=WAIT_MS,
+        )
+        readings_before = points(page, "readings")
+        assert readings_before >= 12
+        assert points(page, "forecast") >= 12
+
+        # A new reading: the open chart gains it without a reload.
+        post_los_loop_readings(base_url, ONE_MORE, los_loop)
+        page.wait_for_function(
+            f"""(document.querySelector('#sensor-chart path.readings').getAttribute('d')
+                .match(/[ML]/g) || []).length > {readings_before}""",
+            timeout=WAIT_MS,
+        )
+        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        page.close()
+        assert problems.unexpected() == []
