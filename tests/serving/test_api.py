@@ -27,6 +27,7 @@ def test_health_sensors_graph_and_model_describe_the_bundle(client, los_loop):
         "sensors": 207,
         "readings": 0,
         "latest_reading_at": None,
+        "revision": 0,
     }
     sensors = client.get("/v1/sensors").json()
     assert sensors["count"] == 207 == len(sensors["data"])
@@ -66,8 +67,10 @@ def test_resending_is_a_no_op_and_a_correction_replaces_the_value(client, los_lo
     again = client.post("/v1/readings", json=rows).json()
     assert again["new"] == 0 and again["updated"] == 0 and again["unchanged"] == first["new"]
     sensor = rows[0]["sensor_id"]
+    revision = client.get("/health").json()["revision"]
     fixed = client.post("/v1/readings", json=[{**rows[0], "value": 12.5}]).json()
     assert fixed["updated"] == 1
+    assert client.get("/health").json()["revision"] == revision + 1  # dashboards refresh
     stored = client.get(f"/v1/sensors/{sensor}/readings").json()["data"]
     assert stored == [{"timestamp": rows[0]["timestamp"], "value": 12.5}]
 

@@ -92,6 +92,9 @@ class HealthOut(BaseModel):
     sensors: int
     readings: int
     latest_reading_at: str | None
+    revision: int = Field(
+        description="grows whenever a batch adds or corrects a reading (since the server started)"
+    )
 
 
 class ErrorOut(BaseModel):

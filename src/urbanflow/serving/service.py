@@ -41,6 +41,11 @@ class LiveService:
                 self._revision += 1
         return counts
 
+    @property
+    def revision(self) -> int:
+        """Batches that changed a stored reading since this service started."""
+        return self._revision
+
     def forecast(self) -> LiveForecast:
         with self._lock:
             revision = self._revision

@@ -319,8 +319,8 @@ async function onNewReadings() {
 async function poll() {
   try {
     const health = await getJSON("/health");
-    // A newer reading moves latest_reading_at; a late one for an earlier time moves the count.
-    const seen = `${health.latest_reading_at} ${health.readings}`;
+    // The revision moves whenever a batch adds or corrects a stored reading.
+    const seen = `${health.latest_reading_at} ${health.readings} ${health.revision}`;
     if (seen !== state.seen) {
       state.seen = seen;
       state.latestReadingAt = health.latest_reading_at;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from urbanflow.serving.deps import ModelDep, StoreDep
+from urbanflow.serving.deps import ModelDep, ServiceDep, StoreDep
 from urbanflow.serving.live import local_iso
 from urbanflow.serving.schemas import EdgeList, EdgeOut, HealthOut, ModelCard
 
@@ -29,7 +29,7 @@ def get_graph(model: ModelDep) -> EdgeList:
 
 
 @router.get("/health", response_model=HealthOut)
-def health(model: ModelDep, store: StoreDep) -> HealthOut:
+def health(model: ModelDep, store: StoreDep, service: ServiceDep) -> HealthOut:
     latest = store.latest_time()
     return HealthOut(
         status="ok",
@@ -37,4 +37,5 @@ def health(model: ModelDep, store: StoreDep) -> HealthOut:
         sensors=len(model.sensors),
         readings=store.count(),
         latest_reading_at=None if latest is None else local_iso(latest, model.metadata.timezone),
+        revision=service.revision,
     )
