@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import httpx
@@ -101,3 +106,29 @@ def test_demo_refuses_a_busy_port_and_a_bad_step_count(tmp_path, capsys, los_loo
         port = url.rsplit(":", 1)[1]
         code, out = run([*base, "--port", port, "--no-keep-serving"], capsys)
     assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in out
+
+
+def test_ctrl_c_stops_the_demo_cleanly_and_keeps_the_readings(los_loop_bundle, tmp_path):
+    command = [sys.executable, "-m", "urbanflow", "demo", "--runs-dir", str(tmp_path)]
+    command += ["--model-dir", str(los_loop_bundle), "--pace", "2", "--port", str(free_port())]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    demo = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment
+    )
+    try:
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("Dashboard:"):
+                break
+        time.sleep(3)  # the replay is under way
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, "".join(lines) + out
+    assert "Interrupted." in out and "Stopped." in out
+    (store,) = tmp_path.glob("demo-*/readings.duckdb")
+    with ReadingStore(store) as opened:
+        stored = opened.count()
+    assert stored > 0 and stored % 207 == 0  # whole steps only (Los-loop has no gaps)

@@ -15,7 +15,6 @@ from urbanflow.errors import (
     ConfigError,
     NotReadyError,
     PayloadTooLargeError,
-    StoreError,
     UnknownNameError,
     UrbanflowError,
 )
@@ -34,7 +33,6 @@ STATUS_OF_ERROR: tuple[tuple[type[UrbanflowError], int], ...] = (
     (PayloadTooLargeError, 413),
     (UnsupportedMediaError, 415),
     (ConfigError, 422),
-    (StoreError, 503),
     (UrbanflowError, 422),
 )
 
