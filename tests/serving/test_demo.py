@@ -57,20 +57,30 @@ def test_live_accuracy_scores_against_the_arriving_reading():
             "data": [
                 {"sensor_id": "a", "target_time": "t1", "horizon_steps": 1, "value": 50.0},
                 {"sensor_id": "b", "target_time": "t1", "horizon_steps": 1, "value": 40.0},
+                {"sensor_id": "c", "target_time": "t1", "horizon_steps": 1, "value": 30.0},
                 {"sensor_id": "a", "target_time": "t2", "horizon_steps": 2, "value": 45.0},
             ]
-        }
+        },
+        [  # the readings at the issue time
+            {"sensor_id": "a", "timestamp": "t0", "value": 48.0},
+            {"sensor_id": "b", "timestamp": "t0", "value": 41.0},
+            {"sensor_id": "c", "timestamp": "t0", "value": None},  # no last value: not scored
+        ],
     )
     accuracy.observe(
         [
             {"sensor_id": "a", "timestamp": "t1", "value": 47.0},
             {"sensor_id": "b", "timestamp": "t1", "value": None},  # missing: not scored
+            {"sensor_id": "c", "timestamp": "t1", "value": 31.0},
         ]
     )
-    assert accuracy.mae(1) == pytest.approx(3.0) and accuracy.counts.tolist() == [1, 0]
+    assert accuracy.counts.tolist() == [1, 0]
+    assert accuracy.mae(1) == pytest.approx(3.0)
+    assert accuracy.last_value_mae(1) == pytest.approx(1.0)
     assert np.isnan(accuracy.mae(2))
     accuracy.observe([{"sensor_id": "a", "timestamp": "t2", "value": 40.0}])
     assert accuracy.mae(2) == pytest.approx(5.0)
+    assert accuracy.last_value_mae(2) == pytest.approx(8.0)
 
 
 def test_step_rows_turn_missing_readings_into_nulls(los_loop):
@@ -88,7 +98,7 @@ def test_demo_trains_serves_replays_and_reuses_its_model(tmp_path, capsys):
     assert code == 0, out
     assert "Training a quick STID model" in out
     assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/", out)
-    assert "Live accuracy" in out and "15 min" in out
+    assert "Live accuracy" in out and "15 min" in out and "last value" in out
     assert (tmp_path / "demo-model" / "weights.safetensors").exists()
     (store,) = tmp_path.glob("demo-*/readings.duckdb")
     with ReadingStore(store) as opened:

@@ -117,14 +117,19 @@ def quick_model(dataset: CityDataset, folder: Path, minutes: float) -> Path:
 
 
 def live_accuracy_table(accuracy: LiveAccuracy, dataset: CityDataset) -> Table:
-    table = Table(title=f"Live accuracy over the replay ({dataset.metadata.unit})")
+    unit = dataset.metadata.unit
+    table = Table(title=f"Live accuracy over the replay: MAE ({unit}) on the same readings")
     table.add_column("horizon")
-    table.add_column("MAE", justify="right")
+    table.add_column("model", justify="right")
+    table.add_column("last value", justify="right")
     table.add_column("forecasts scored", justify="right")
     minutes = dataset.step.total_seconds() / 60
     for step in (1, 3, 6, 12):
         table.add_row(
-            f"{step * minutes:g} min", f"{accuracy.mae(step):.3f}", f"{accuracy.counts[step - 1]:,}"
+            f"{step * minutes:g} min",
+            f"{accuracy.mae(step):.3f}",
+            f"{accuracy.last_value_mae(step):.3f}",
+            f"{accuracy.counts[step - 1]:,}",
         )
     return table
 

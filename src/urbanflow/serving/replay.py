@@ -33,22 +33,31 @@ def step_rows(dataset: CityDataset, step: int) -> list[dict[str, object]]:
 
 @dataclass
 class LiveAccuracy:
-    """Running masked MAE of live forecasts per horizon step, scored as readings arrive."""
+    """Running MAE per horizon step of live forecasts and of last-value forecasts issued at the
+    same times, scored on the same readings as they arrive."""
 
     horizon: int
-    pending: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    pending: dict[str, dict[str, dict[int, tuple[float, float]]]] = field(default_factory=dict)
     errors: np.ndarray = field(init=False)
+    last_value_errors: np.ndarray = field(init=False)
     counts: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.errors = np.zeros(self.horizon)
+        self.last_value_errors = np.zeros(self.horizon)
         self.counts = np.zeros(self.horizon, dtype=np.int64)
 
-    def remember(self, forecast: dict[str, object]) -> None:
-        """Keep a ``GET /v1/forecasts`` answer until its target times arrive."""
+    def remember(self, forecast: dict[str, object], latest: list[dict[str, object]]) -> None:
+        """Keep a ``GET /v1/forecasts`` answer, and the last values ``latest`` (the readings at
+        its issue time), until their target times arrive. Sensors without a reading at the
+        issue time are not scored: both forecasts are judged on the same readings."""
+        last = {row["sensor_id"]: row["value"] for row in latest if row["value"] is not None}
         for point in forecast["data"]:
+            if point["sensor_id"] not in last:
+                continue
             by_time = self.pending.setdefault(point["target_time"], {})
-            by_time.setdefault(point["sensor_id"], {})[point["horizon_steps"]] = point["value"]
+            by_sensor = by_time.setdefault(point["sensor_id"], {})
+            by_sensor[point["horizon_steps"]] = (point["value"], last[point["sensor_id"]])
 
     def observe(self, rows: list[dict[str, object]]) -> None:
         """Score the forecasts that targeted these readings' time."""
@@ -56,8 +65,10 @@ class LiveAccuracy:
             targets = self.pending.get(str(row["timestamp"]), {}).get(str(row["sensor_id"]), {})
             if row["value"] is None:
                 continue
-            for step, value in targets.items():
-                self.errors[step - 1] += abs(value - float(row["value"]))
+            actual = float(row["value"])
+            for step, (value, last_value) in targets.items():
+                self.errors[step - 1] += abs(value - actual)
+                self.last_value_errors[step - 1] += abs(last_value - actual)
                 self.counts[step - 1] += 1
         for row in rows[:1]:
             self.pending.pop(str(row["timestamp"]), None)
@@ -65,12 +76,18 @@ class LiveAccuracy:
     def forget_scores(self) -> None:
         """Zero the scores but keep pending forecasts (e.g. after posting history)."""
         self.errors[:] = 0.0
+        self.last_value_errors[:] = 0.0
         self.counts[:] = 0
 
     def mae(self, step: int) -> float:
-        """MAE at ``step`` (1-based) so far; NaN before any forecast at it was scored."""
+        """The model's MAE at ``step`` (1-based) so far; NaN before any was scored."""
         count = self.counts[step - 1]
         return float(self.errors[step - 1] / count) if count else float("nan")
+
+    def last_value_mae(self, step: int) -> float:
+        """MAE of repeating the issue time's reading, on the same readings as :meth:`mae`."""
+        count = self.counts[step - 1]
+        return float(self.last_value_errors[step - 1] / count) if count else float("nan")
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,7 @@ def replay(
         accuracy.observe(rows)
         forecast = client.get("/v1/forecasts")
         if forecast.status_code == 200:
-            accuracy.remember(forecast.json())
+            accuracy.remember(forecast.json(), rows)
         if on_step is not None:
             on_step(
                 ReplayStep(
