@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from tests.serving.conftest import post_los_loop_readings, reading_rows
 
 from urbanflow.serving.app import create_app
-from urbanflow.serving.schemas import MAX_ROWS
+from urbanflow.serving.schemas import MAX_ROWS, ForecastOut
 from urbanflow.serving.settings import ServeSettings
 
 LAST_HOUR = slice(2004, 2016)  # Los-loop's last 12 steps: one full input window
@@ -165,7 +165,9 @@ def test_forecasts_need_readings_then_follow_the_latest_window(client, los_loop)
     empty = client.get("/v1/forecasts")
     assert empty.status_code == 409 and "no readings are stored" in empty.json()["detail"]
     post_los_loop_readings(client, LAST_HOUR, los_loop)
-    answer = client.get("/v1/forecasts").json()
+    response = client.get("/v1/forecasts")
+    ForecastOut.model_validate_json(response.content)  # the body follows the documented schema
+    answer = response.json()
     assert answer["issued_at"] == "2012-03-07T23:55:00-08:00"
     assert answer["model"]["name"] == "stid" and len(answer["model"]["version"]) == 12
     served = {p["sensor_id"] for p in answer["data"]}

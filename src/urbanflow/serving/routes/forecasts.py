@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
-import pandas as pd
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.serving.deps import ServiceDep
-from urbanflow.serving.live import local_iso
-from urbanflow.serving.schemas import ErrorOut, ForecastOut, ForecastPoint, ModelRef
+from urbanflow.serving.live import forecast_answer
+from urbanflow.serving.schemas import ErrorOut, ForecastOut
 
 router = APIRouter(prefix="/v1/forecasts", tags=["forecasts"])
 
@@ -32,37 +30,15 @@ async def get_forecasts(
         int | None, Query(ge=1, description="steps ahead, 1-based (omitted: every step)")
     ] = None,
     sensor: Annotated[str | None, Query(description="one sensor id (omitted: all)")] = None,
-) -> ForecastOut:
+) -> Response:
     model = service.model
     if horizon is not None and horizon > model.horizon:
         raise ConfigError(
             f"horizon {horizon} is beyond the model's {model.horizon} steps; give 1…{model.horizon}"
         )
     ids = model.sensors.ids
-    if sensor is not None and sensor not in ids:
+    if sensor is not None and sensor not in ids:  # checked before any work
         raise UnknownNameError(f"unknown sensor {sensor!r}; GET /v1/sensors lists them")
     forecast = await run_in_threadpool(service.forecast)
-    steps = np.arange(1, model.horizon + 1) if horizon is None else np.array([horizon])
-    columns = np.arange(len(ids)) if sensor is None else np.array([ids.index(sensor)])
-    chosen = columns[forecast.available[columns]]
-    targets = local_iso(
-        pd.DatetimeIndex([forecast.issued_at + int(h) * model.step for h in steps]),
-        model.metadata.timezone,
-    )
-    data = [
-        ForecastPoint(
-            sensor_id=ids[n],
-            target_time=targets[k],
-            horizon_steps=int(h),
-            value=float(forecast.values[h - 1, n]),
-        )
-        for n in chosen
-        for k, h in enumerate(steps)
-    ]
-    missing = [ids[n] for n in columns if not forecast.available[n]]
-    return ForecastOut(
-        issued_at=forecast.issued_at.isoformat(),
-        model=ModelRef(name=model.name, version=model.version),
-        data=data,
-        missing=missing,
-    )
+    body = await run_in_threadpool(forecast_answer, model, forecast, horizon, sensor)
+    return Response(content=body, media_type="application/json")
