@@ -6,6 +6,7 @@ UTC without zone, ``value`` NaN for "no reading") or raise a one-line error nami
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ COLUMNS = ("sensor_id", "timestamp", "value")
 EARLIEST = pd.Timestamp("1970-01-01", tz="UTC").as_unit("us")
 _READINGS = TypeAdapter(list[ReadingIn])
 _OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_BELOW_MICROSECOND = r"[.,]\d{6}\d*[1-9]"  # a non-zero digit after the sixth decimal
 
 
 @dataclass(frozen=True)
@@ -77,20 +79,39 @@ def parse_json(body: bytes) -> ParsedBody:
 def parse_csv(body: bytes) -> ParsedBody:
     check_size(body)
     try:
-        raw = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise DataError(f"the CSV body cannot be read ({first}); send UTF-8 CSV") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
-    if tuple(raw.columns) != COLUMNS:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"the CSV body is not UTF-8 ({error.reason}); send UTF-8 CSV") from None
+    reader = csv.reader(io.StringIO(text))
+    header = [field.strip() for field in next(reader, [])]
+    if tuple(header) != COLUMNS:
         raise DataError(
-            f"the CSV header is {','.join(raw.columns)}; it must be exactly {','.join(COLUMNS)}"
+            f"the CSV header is {','.join(header)}; it must be exactly {','.join(COLUMNS)}"
         )
-    _check_rows(len(raw))
-    row = lambda i: f"line {i + 2}"  # noqa: E731 - line 1 is the header
-    text = raw["value"].str.strip()
-    values = pd.to_numeric(text.where(text != "", None), errors="coerce").astype(np.float64)
-    bad = np.flatnonzero(((text != "") & values.isna()).to_numpy() | np.isinf(values.to_numpy()))
+    fields: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        for record in reader:
+            if not record:  # a blank line
+                continue
+            if len(record) != len(COLUMNS):
+                raise DataError(
+                    f"line {reader.line_num}: {len(record)} fields, expected "
+                    f"{len(COLUMNS)} ({','.join(COLUMNS)}); quote values that hold commas"
+                )
+            fields.append(record)
+            lines.append(reader.line_num)
+    except csv.Error as error:
+        raise DataError(f"line {reader.line_num}: the CSV cannot be read ({error})") from None
+    _check_rows(len(fields))
+    raw = pd.DataFrame(fields, columns=list(COLUMNS), dtype=str)
+    row = lambda i: f"line {lines[i]}"  # noqa: E731
+    value_text = raw["value"].str.strip()
+    values = pd.to_numeric(value_text.where(value_text != "", None), errors="coerce")
+    values = values.astype(np.float64)
+    bad = np.flatnonzero(
+        ((value_text != "") & values.isna()).to_numpy() | np.isinf(values.to_numpy())
+    )
     if bad.size:
         i = int(bad[0])
         raise DataError(
@@ -116,6 +137,13 @@ def validate(parsed: ParsedBody, rules: ReadingRules) -> pd.DataFrame:
         raise DataError(
             f"unknown sensors {shown}{more}; the model knows {len(rules.sensor_ids)} sensors "
             "(GET /v1/sensors)"
+        )
+    finer = np.flatnonzero(frame["timestamp"].str.contains(_BELOW_MICROSECOND, regex=True))
+    if finer.size:
+        i = int(finer[0])
+        raise DataError(
+            f"{row(i)}: timestamp {frame['timestamp'].iloc[i]!r} is not on the dataset's grid "
+            f"of one reading every {step_text(rules.step)}; round it to the grid"
         )
     stamps = parse_timestamps(frame["timestamp"], rules.timezone, row)
     future = np.flatnonzero(stamps > rules.now + rules.step)

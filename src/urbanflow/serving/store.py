@@ -61,27 +61,34 @@ class ReadingStore:
             raise
 
     def _prepare(self) -> None:
+        """Check an existing file's schema before touching it; create the tables when new."""
         tables = {row[0] for row in self._connection.execute("SHOW TABLES").fetchall()}
         if tables and "store_info" not in tables:
             raise StoreError(
                 f"{self.path}: a DuckDB file but not an urbanflow store; give a new --store path"
             )
+        rows = (
+            self._connection.execute(
+                "SELECT value FROM store_info WHERE key = 'schema_version'"
+            ).fetchall()
+            if tables
+            else []
+        )
+        if rows and not (str(rows[0][0]).isdigit() and int(rows[0][0]) <= SCHEMA_VERSION):
+            raise StoreError(
+                f"{self.path}: written by a newer urbanflow (store schema {rows[0][0]}, this "
+                f"version reads up to {SCHEMA_VERSION}); upgrade urbanflow"
+            )
+        connection = self._connection
+        connection.execute("BEGIN TRANSACTION")
         for statement in _SCHEMA:
-            self._connection.execute(statement)
-        rows = self._connection.execute(
-            "SELECT value FROM store_info WHERE key = 'schema_version'"
-        ).fetchall()
-        found = rows[0] if rows else None
-        if found is None:
-            self._connection.executemany(
+            connection.execute(statement)
+        if not rows:
+            connection.executemany(
                 "INSERT INTO store_info VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("created_by", __version__)],
             )
-        elif int(found[0]) > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: written by a newer urbanflow (store schema {found[0]}, this "
-                f"version reads up to {SCHEMA_VERSION}); upgrade urbanflow"
-            )
+        connection.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

@@ -47,7 +47,8 @@ _BODY = {
 )
 async def post_readings(request: Request, service: ServiceDep) -> IngestOut:
     """Store a batch. A 2xx answer means it is committed to disk; on 4xx nothing was stored."""
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";")[0].strip().lower()
     if media not in ("application/json", "text/csv"):
         raise UnsupportedMediaError(
             f"content type {media!r} is not accepted; send application/json or text/csv"
