@@ -83,6 +83,12 @@ def test_a_null_value_never_overwrites_a_stored_reading(client):
     assert [r["value"] for r in stored] == [50.0]
 
 
+def test_media_types_are_case_insensitive(client):
+    body = "sensor_id,timestamp,value\n773869,2012-03-07T08:05:00-08:00,61.5\n"
+    answer = client.post("/v1/readings", content=body, headers={"content-type": "Text/CSV"})
+    assert answer.status_code == 200, answer.text
+
+
 def test_csv_bodies_are_accepted_with_empty_values_as_no_reading(client):
     body = (
         "sensor_id,timestamp,value\n"
@@ -136,6 +142,11 @@ def test_non_finite_values_are_refused(client):
         ("sensor_id,timestamp,value\n773869,2012-03-07T08:05,inf\n", "line 2: value 'inf'"),
         ("sensor_id,timestamp,value\n,2012-03-07T08:05,1\n", "line 2: sensor_id is empty"),
         ("sensor_id,timestamp,value\n773869,soon,1\n", "line 2: timestamp 'soon'"),
+        ("sensor_id,timestamp,value\n773869,2012-03-07T08:05\n", "line 2: 2 fields, expected 3"),
+        (
+            "sensor_id,timestamp,value\n\n767541,2012-03-07T08:05,1,2\n",
+            "line 3: 4 fields, expected 3",
+        ),
     ],
 )
 def test_bad_csv_rows_are_named_by_line(client, body, message):
