@@ -31,6 +31,11 @@ def register(app: typer.Typer) -> None:
 
         settings = ServeSettings(model_dir, store, os.environ.get(TOKEN_VARIABLE) or None)
         describe_service(settings)
+        if settings.token is None and host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(
+                f"[yellow]warning:[/] listening on {host} with open writes: anyone who reaches "
+                f"port {port} can post readings; set {TOKEN_VARIABLE}"
+            )
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
