@@ -190,3 +190,9 @@ def test_benchmark_resumes(tmp_path, capsys):
     code, out, _ = run(args, capsys)
     assert code == 0 and "2 already finished" in out
     assert (tmp_path / "ridge-per-sensor" / "run.json").stat().st_mtime == stamp
+
+
+def test_serve_refuses_a_missing_bundle_in_one_line(tmp_path, capsys):
+    code, _, err = run(["serve", "--model-dir", str(tmp_path / "nope")], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "no such model folder" in err
