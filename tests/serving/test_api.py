@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -254,3 +257,14 @@ def test_writes_need_the_bearer_token_when_one_is_set(los_loop_bundle, tmp_path)
         )
         assert right.status_code == 200
         assert guarded.get("/v1/sensors").status_code == 200  # reads stay open
+
+
+def test_the_documented_post_example_gives_the_documented_answer(client):
+    """docs/serving.md's curl example, run: its body and the answer it shows."""
+    text = (Path(__file__).parents[2] / "docs" / "serving.md").read_text(encoding="utf-8")
+    example = text.split("curl -X POST http://127.0.0.1:8000/v1/readings", 1)[1]
+    body = example.split("-d '", 1)[1].split("'", 1)[0]
+    shown = example.split("# ", 1)[1].splitlines()[0]
+    answer = client.post("/v1/readings", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 200
+    assert answer.json() == json.loads(shown)
