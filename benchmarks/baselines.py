@@ -13,9 +13,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+
+from provenance import cpu_name, git_commit
 
 from urbanflow import __version__
 from urbanflow.data.catalog import load_dataset
@@ -25,24 +26,8 @@ from urbanflow.models.registry import make_model, model_names
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:
@@ -69,7 +54,7 @@ def main() -> None:
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": machine(),
-        "commit": commit(),
+        "commit": git_commit(),
         "urbanflow": __version__,
         "repeats": options.repeats,
     }

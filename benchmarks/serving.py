@@ -44,6 +44,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+from provenance import cpu_name, git_commit
 
 from urbanflow.data.catalog import load_dataset
 from urbanflow.data.dataset import CityDataset
@@ -53,14 +54,7 @@ WEEK = pd.Timedelta(days=7)
 
 
 def machine() -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -71,15 +65,6 @@ def machine() -> dict[str, object]:
         "httpx": version("httpx"),
         "torch": version("torch"),
     }
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 class Readings:
@@ -435,7 +420,7 @@ def main() -> None:
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "command": " ".join(["python", *sys.argv]),
-        "commit": commit(),
+        "commit": git_commit(),
         "machine": machine(),
         "load_average_1min": {
             "start": round(load_before[0], 2),
