@@ -99,9 +99,14 @@ class ReadingStore:
             "SELECT value FROM store_info WHERE key = 'schema_version'"
         ).fetchall()
         found = str(rows[0][0]) if rows else ""
-        if not found.isdigit() or int(found) > SCHEMA_VERSION:
+        if not found.isdigit():
             raise StoreError(
-                f"{self.path}: written by a newer urbanflow (store schema {found or '?'}, this "
+                f"{self.path}: the store gives no schema version ({found or 'none'}); it was "
+                "not written by urbanflow or is damaged; give a new --store path"
+            )
+        if int(found) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer urbanflow (store schema {found}, this "
                 f"version reads up to {SCHEMA_VERSION}); upgrade urbanflow"
             )
         if not {"sensors", "readings"} <= tables:
