@@ -17,7 +17,6 @@ from urbanflow.data.catalog import load_dataset
 from urbanflow.data.dataset import CityDataset
 from urbanflow.errors import ConfigError
 from urbanflow.evaluation.protocol import make_plan
-from urbanflow.serving.replay import LiveAccuracy
 from urbanflow.serving.server import BackgroundServer
 from urbanflow.serving.settings import ServeSettings
 
@@ -71,25 +70,28 @@ def register(app: typer.Typer) -> None:
         console.print(f"Stopped. The readings stay in {settings.store_path}")
 
 
-def replay_last_day(url: str, dataset: CityDataset, steps: range, pace: float) -> LiveAccuracy:
-    """Post the readings just before ``steps`` at once, then replay ``steps`` at ``pace``."""
+def replay_last_day(url: str, dataset: CityDataset, steps: range, pace: float) -> dict:
+    """Post the readings just before ``steps`` at once, then replay ``steps`` at ``pace``;
+    returns the service's live accuracy over the replayed target times."""
     import httpx
 
     from urbanflow.serving.replay import ReplayStep, replay
 
-    accuracy = LiveAccuracy(horizon=12)
+    minutes = len(steps) * dataset.step.total_seconds() / 60
     with httpx.Client(base_url=url, timeout=60) as client:
-        replay(client, dataset, range(steps.start - HISTORY_STEPS, steps.start), 0.0, accuracy)
-        accuracy.forget_scores()  # score only what targets the replayed steps
+        replay(client, dataset, range(steps.start - HISTORY_STEPS, steps.start), 0.0)
         with progress_bar() as bar:
             task = bar.add_task("replaying the last day", total=len(steps), status="")
 
             def show(step: ReplayStep) -> None:
-                status = f"{step.timestamp}  live 15-min MAE {accuracy.mae(3):.2f}"
+                scores = client.get("/v1/accuracy", params={"minutes": minutes}).json()
+                at_15 = scores["data"][2] if len(scores["data"]) > 2 else scores["data"][-1]
+                mae = "…" if at_15["mae"] is None else f"{at_15['mae']:.2f}"
+                status = f"{step.timestamp}  live MAE at {at_15['horizon_steps']} steps {mae}"
                 bar.update(task, advance=1, status=status)
 
-            replay(client, dataset, steps, pace, accuracy, show)
-    return accuracy
+            replay(client, dataset, steps, pace, show)
+        return client.get("/v1/accuracy", params={"minutes": minutes}).json()
 
 
 def quick_model(dataset: CityDataset, folder: Path, minutes: float) -> Path:
@@ -116,20 +118,26 @@ def quick_model(dataset: CityDataset, folder: Path, minutes: float) -> Path:
     return folder
 
 
-def live_accuracy_table(accuracy: LiveAccuracy, dataset: CityDataset) -> Table:
+def live_accuracy_table(accuracy: dict, dataset: CityDataset) -> Table:
+    """The ``GET /v1/accuracy`` answer as a table, at 5, 15, 30 and 60 minutes (or the steps
+    the model has)."""
     unit = dataset.metadata.unit
     table = Table(title=f"Live accuracy over the replay: MAE ({unit}) on the same readings")
     table.add_column("horizon")
     table.add_column("model", justify="right")
     table.add_column("last value", justify="right")
-    table.add_column("forecasts scored", justify="right")
+    table.add_column("readings scored", justify="right")
     minutes = dataset.step.total_seconds() / 60
+    rows = {row["horizon_steps"]: row for row in accuracy["data"]}
     for step in (1, 3, 6, 12):
+        if step not in rows:
+            continue
+        row = rows[step]
         table.add_row(
             f"{step * minutes:g} min",
-            f"{accuracy.mae(step):.3f}",
-            f"{accuracy.last_value_mae(step):.3f}",
-            f"{accuracy.counts[step - 1]:,}",
+            "–" if row["mae"] is None else f"{row['mae']:.3f}",
+            "–" if row["last_value_mae"] is None else f"{row['last_value_mae']:.3f}",
+            f"{row['count']:,}",
         )
     return table
 

@@ -20,7 +20,14 @@ from urbanflow.errors import (
     UrbanflowError,
 )
 from urbanflow.serving.live import LiveModel
-from urbanflow.serving.routes import dashboard, forecasts, network, readings, sensors
+from urbanflow.serving.routes import (
+    accuracy,
+    dashboard,
+    forecasts,
+    network,
+    readings,
+    sensors,
+)
 from urbanflow.serving.routes.readings import UnsupportedMediaError
 from urbanflow.serving.service import LiveService
 from urbanflow.serving.settings import ServeSettings
@@ -76,7 +83,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    for module in (readings, sensors, forecasts, network, dashboard):
+    for module in (readings, sensors, forecasts, accuracy, network, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=dashboard.ASSETS, check_dir=False), name="static")
 

@@ -97,7 +97,8 @@ class LiveModel:
 
 @dataclass(frozen=True)
 class LiveForecast:
-    """``values: [h n]`` issued at ``issued_at`` (dataset zone); ``available: [n]``.
+    """``values: [h n]`` issued at ``issued_at`` (dataset zone); ``available: [n]``;
+    ``latest: [n]`` the readings at ``issued_at`` (NaN: none).
 
     ``answers`` keeps the JSON answers already built from it, by ``(horizon, sensor)``.
     """
@@ -105,6 +106,7 @@ class LiveForecast:
     issued_at: pd.Timestamp
     values: np.ndarray
     available: np.ndarray
+    latest: np.ndarray
     answers: dict[tuple[int | None, str | None], bytes] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -142,7 +144,7 @@ def forecast_latest(model: LiveModel, store: ReadingStore) -> LiveForecast:
         metadata=model.metadata,
     )
     values = model.forecaster.predict(dataset, np.array([model.input_len]))[0]  # [h n]
-    return LiveForecast(issued_at=local[-1], values=values, available=available)
+    return LiveForecast(issued_at=local[-1], values=values, available=available, latest=window[-1])
 
 
 def _number(value: object) -> float:

@@ -86,6 +86,22 @@ class ForecastOut(BaseModel):
     missing: list[str] = Field(description="sensors with less than half of their input window")
 
 
+class AccuracyPoint(BaseModel):
+    horizon_steps: int
+    mae: float | None = Field(description="the model's MAE; null before any score")
+    last_value_mae: float | None = Field(
+        description="MAE of repeating the reading at the issue time, on the same readings"
+    )
+    count: int = Field(description="readings scored at this horizon")
+
+
+class AccuracyOut(BaseModel):
+    until: str | None = Field(description="the newest reading's time; null: nothing stored")
+    minutes: float = Field(description="target times in (until − minutes, until] are scored")
+    model: ModelRef
+    data: list[AccuracyPoint]
+
+
 class HealthOut(BaseModel):
     status: str
     model: str

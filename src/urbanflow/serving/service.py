@@ -2,7 +2,8 @@
 
 The cache is keyed by the store's revision (bumped whenever a batch changes a stored reading),
 so a forecast is computed once per issue time and recomputed only when a correction or a late
-reading could change its input window.
+reading could change its input window. Every forecast computed is handed to the accuracy
+tracker, and every stored batch scores the forecasts that targeted it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from urbanflow.serving.accuracy import AccuracyTracker, HorizonAccuracy
 from urbanflow.serving.ingest import ParsedBody, ReadingRules, validate
 from urbanflow.serving.live import LiveForecast, LiveModel, forecast_latest
 from urbanflow.serving.store import IngestCounts, ReadingStore
@@ -24,6 +26,12 @@ class LiveService:
     _revision: int = 0
     _cached: tuple[int, LiveForecast] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _accuracy: AccuracyTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._accuracy = AccuracyTracker(
+            self.model.sensors.ids, self.model.horizon, self.model.step
+        )
 
     def rules(self) -> ReadingRules:
         return ReadingRules(
@@ -35,10 +43,12 @@ class LiveService:
 
     def ingest(self, parsed: ParsedBody) -> IngestCounts:
         """Validate and commit one batch; returns once it is durable."""
-        counts = self.store.ingest(validate(parsed, self.rules()))
+        batch = validate(parsed, self.rules())
+        counts = self.store.ingest(batch)
         if counts.changed:
             with self._lock:
                 self._revision += 1
+                self._accuracy.observe(batch)
         return counts
 
     @property
@@ -53,4 +63,16 @@ class LiveService:
                 return self._cached[1]
             forecast = forecast_latest(self.model, self.store)
             self._cached = (revision, forecast)
+            self._accuracy.remember(
+                forecast.issued_at, forecast.values, forecast.available, forecast.latest
+            )
             return forecast
+
+    def accuracy(self, minutes: float) -> tuple[pd.Timestamp | None, list[HorizonAccuracy]]:
+        """Scores of the forecasts whose target times lie in the last ``minutes`` before the
+        newest reading, and that time (None: nothing stored)."""
+        latest = self.store.latest_time()
+        if latest is None:
+            return None, self._accuracy.summary(pd.Timestamp(0, tz="UTC"), 0)
+        with self._lock:
+            return latest, self._accuracy.summary(latest, minutes)
