@@ -176,6 +176,14 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
                 .match(/[ML]/g) || []).length > {readings_before}""",
             timeout=WAIT_MS,
         )
+        # The forecast the page asked for before that reading is scored: live accuracy shows
+        # (at 5 minutes; nothing issued 60 minutes ago has been scored yet).
+        page.fill("#horizon", "1")
+        page.wait_for_function(
+            "document.querySelector('#accuracy').textContent.startsWith('MAE')",
+            timeout=WAIT_MS,
+        )
+        assert "mph (last value" in page.text_content("#accuracy")
         page.screenshot(path=str(tmp_path / "dashboard.png"))
         page.close()
         assert problems.unexpected() == []

@@ -32,6 +32,7 @@ const state = {
   latestReadingAt: null, // as /health last said
   seen: null, // what /health last said about the readings, to notice new ones
   forecast: null, // see indexForecasts
+  accuracy: null, // GET /v1/accuracy over the last hour
   horizon: 1,
   selected: null,
   panelRequest: 0, // drops chart answers that a later click overtook
@@ -305,6 +306,26 @@ async function refreshForecasts() {
   paintSensors();
 }
 
+// MAE of the service's own forecasts whose targets arrived in the last hour, at the slider's
+// horizon, beside repeating the last reading: what the model adds, measured live.
+async function refreshAccuracy() {
+  try {
+    state.accuracy = await getJSON("/v1/accuracy?minutes=60");
+  } catch (error) {
+    state.accuracy = null;
+  }
+  showAccuracy();
+}
+
+function showAccuracy() {
+  const row = state.accuracy?.data?.[state.horizon - 1];
+  $("accuracy").textContent =
+    row && row.mae !== null
+      ? `MAE ${formatValue(row.mae)} (last value ${formatValue(row.last_value_mae)})`
+      : "no forecast scored yet";
+  $("accuracy").title = row ? `${row.count} readings scored at this horizon` : "";
+}
+
 async function onNewReadings() {
   if (state.latestReadingAt === null) {
     state.forecast = null;
@@ -313,6 +334,7 @@ async function onNewReadings() {
   } else {
     await refreshForecasts();
   }
+  await refreshAccuracy();
   if (state.selected) await showSensor(state.selected);
 }
 
@@ -530,6 +552,7 @@ function onHorizon() {
   $("horizon-label").textContent = `+${horizonText(state.horizon)}`;
   if (!state.card) return;
   paintSensors();
+  showAccuracy();
   if (state.selected) drawPanel(); // the readings are those already fetched
 }
 
