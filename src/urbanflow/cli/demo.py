@@ -6,7 +6,7 @@ import socket
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,8 +17,10 @@ from urbanflow.data.catalog import load_dataset
 from urbanflow.data.dataset import CityDataset
 from urbanflow.errors import ConfigError
 from urbanflow.evaluation.protocol import make_plan
-from urbanflow.serving.server import BackgroundServer
 from urbanflow.serving.settings import ServeSettings
+
+if TYPE_CHECKING:  # uvicorn and FastAPI load only when a command serves
+    from urbanflow.serving.server import BackgroundServer
 
 HISTORY_STEPS = 36  # readings posted before the replay: three hours at five minutes
 
@@ -155,9 +157,9 @@ def check_port(host: str, port: int) -> None:
 def serving(settings: ServeSettings, host: str, port: int) -> BackgroundServer:
     from urbanflow.cli.serve import describe_service
     from urbanflow.serving.app import create_app
+    from urbanflow.serving.server import BackgroundServer
 
-    describe_service(settings)
-    return BackgroundServer(create_app(settings), host, port)
+    return BackgroundServer(create_app(settings, describe_service(settings)), host, port)
 
 
 def wait_for_interrupt() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from urbanflow.cli.common import console
 from urbanflow.serving.settings import ServeSettings
+
+if TYPE_CHECKING:  # the service imports torch: only when a command serves
+    from urbanflow.serving.service import LiveService
 
 TOKEN_VARIABLE = "URBANFLOW_TOKEN"
 
@@ -30,27 +33,26 @@ def register(app: typer.Typer) -> None:
         from urbanflow.serving.app import create_app
 
         settings = ServeSettings(model_dir, store, os.environ.get(TOKEN_VARIABLE) or None)
-        describe_service(settings)
+        service = describe_service(settings)
         if settings.token is None and host not in ("127.0.0.1", "localhost", "::1"):
             console.print(
                 f"[yellow]warning:[/] listening on {host} with open writes: anyone who reaches "
                 f"port {port} can post readings; set {TOKEN_VARIABLE}"
             )
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings, service), host=host, port=port, log_level="info")
 
 
-def describe_service(settings: ServeSettings) -> None:
-    """Open the bundle and store once, so that a bad path fails here in one line."""
+def describe_service(settings: ServeSettings) -> LiveService:
+    """Open the bundle and store, so that a bad path fails here in one line, and say what
+    they hold; the open service is handed to the app."""
     from urbanflow.serving.app import open_service
 
     service = open_service(settings)
-    try:
-        model, stored = service.model, service.store.count()
-    finally:
-        service.store.close()
+    model, stored = service.model, service.store.count()
     console.print(
         f"Model [bold]{model.name}[/] (version {model.version}) for {len(model.sensors)} "
         f"sensors of {model.metadata.name}; store {settings.store_path} holds {stored:,} readings."
     )
     guard = "need a bearer token" if settings.token else f"are open (set {TOKEN_VARIABLE})"
     console.print(f"Writes {guard}. Dashboard at /, API docs at /docs.")
+    return service

@@ -14,7 +14,7 @@ import pandas as pd
 
 from urbanflow.errors import DataError
 
-_OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")  # a time written with its UTC offset
 
 
 def parse_frequency(text: str) -> pd.Timedelta:
@@ -70,7 +70,7 @@ def parse_timestamps(texts: pd.Series, occurrence: np.ndarray, timezone: str) ->
     occurrence is daylight time, the second standard time.
     """
     uniques, codes = _factorize(texts)
-    has_offset = np.array([bool(_OFFSET_SUFFIX.search(u)) for u in uniques])
+    has_offset = np.array([bool(OFFSET_SUFFIX.search(u)) for u in uniques])
     if has_offset.any() and not has_offset.all():
         first = uniques[int(np.argmin(has_offset))]
         raise DataError(

@@ -61,12 +61,14 @@ def open_service(settings: ServeSettings) -> LiveService:
     return LiveService(store=store, model=model)
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
-    """The FastAPI app; the model and store open when it starts and close when it stops."""
+def create_app(settings: ServeSettings, service: LiveService | None = None) -> FastAPI:
+    """The FastAPI app; the model and store open when it starts (unless ``service`` is one
+    already open, as the CLI opens it to report a bad path in one line) and close when it
+    stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.service = open_service(settings)
+        app.state.service = service or open_service(settings)
         # The model, torch and pandas leave ~250k long-lived objects; without freezing them,
         # every full collection walks them all (100-300 ms pauses seen in benchmarks/serving.py).
         gc.collect()

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from urbanflow.data.timegrid import OFFSET_SUFFIX
 from urbanflow.errors import DataError, PayloadTooLargeError
 from urbanflow.serving.schemas import MAX_ROWS, ReadingIn
 
@@ -22,7 +23,6 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 COLUMNS = ("sensor_id", "timestamp", "value")
 EARLIEST = pd.Timestamp("1970-01-01", tz="UTC").as_unit("us")
 _READINGS = TypeAdapter(list[ReadingIn])
-_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _BELOW_MICROSECOND = r"[.,]\d{6}\d*[1-9]"  # a non-zero digit after the sixth decimal
 
 
@@ -138,14 +138,9 @@ def validate(parsed: ParsedBody, rules: ReadingRules) -> pd.DataFrame:
             f"unknown sensors {shown}{more}; the model knows {len(rules.sensor_ids)} sensors "
             "(GET /v1/sensors)"
         )
-    finer = np.flatnonzero(frame["timestamp"].str.contains(_BELOW_MICROSECOND, regex=True))
-    if finer.size:
-        i = int(finer[0])
-        raise DataError(
-            f"{row(i)}: timestamp {frame['timestamp'].iloc[i]!r} is not on the dataset's grid "
-            f"of one reading every {step_text(rules.step)}; round it to the grid"
-        )
-    stamps = parse_timestamps(frame["timestamp"], rules.timezone, row)
+    # Parsing keeps microseconds: note finer digits now, they put a time off any grid.
+    finer = frame["timestamp"].str.contains(_BELOW_MICROSECOND, regex=True).to_numpy()
+    stamps = parse_reading_times(frame["timestamp"], rules.timezone, row)
     future = np.flatnonzero(stamps > rules.now + rules.step)
     if future.size:
         i = int(future[0])
@@ -161,7 +156,8 @@ def validate(parsed: ParsedBody, rules: ReadingRules) -> pd.DataFrame:
             f"{EARLIEST.year}; check the year"
         )
     local = stamps.tz_convert(rules.timezone).tz_localize(None)
-    off_grid = np.flatnonzero((local - EARLIEST.tz_localize(None)) % rules.step != pd.Timedelta(0))
+    misaligned = (local - EARLIEST.tz_localize(None)) % rules.step != pd.Timedelta(0)
+    off_grid = np.flatnonzero(finer | np.asarray(misaligned))
     if off_grid.size:
         i = int(off_grid[0])
         raise DataError(
@@ -187,13 +183,18 @@ def validate(parsed: ParsedBody, rules: ReadingRules) -> pd.DataFrame:
     return batch
 
 
-def parse_timestamps(
+def parse_reading_times(
     texts: pd.Series, timezone: str, row: Callable[[int], str]
 ) -> pd.DatetimeIndex:
     """UTC times (microseconds: any year parses) from ISO 8601 text; text without an offset
-    is local time in ``timezone``."""
+    is local time in ``timezone``.
+
+    Unlike ``data.timegrid.parse_timestamps`` (whole files: one convention throughout, the
+    repeated autumn hour told apart by file order), a live batch may mix offsets and naive
+    times, and a naive time that a daylight-saving change repeats or skips is refused.
+    """
     texts = texts.astype(str).str.strip().reset_index(drop=True)
-    has_offset = texts.str.contains(_OFFSET, regex=True).to_numpy()
+    has_offset = texts.str.contains(OFFSET_SUFFIX, regex=True).to_numpy()
     result = pd.Series(pd.NaT, index=texts.index, dtype="datetime64[us, UTC]")
     if has_offset.any():
         result[has_offset] = pd.to_datetime(

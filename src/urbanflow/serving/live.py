@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
+from urbanflow.data.timegrid import parse_frequency
 from urbanflow.errors import DataError, NotReadyError
 from urbanflow.graph.graph import SensorGraph
 from urbanflow.models.neural import NeuralForecaster
@@ -73,7 +74,7 @@ class LiveModel:
 
     @property
     def step(self) -> pd.Timedelta:
-        return pd.Timedelta(pd.tseries.frequencies.to_offset(self.metadata.frequency))
+        return parse_frequency(self.metadata.frequency)
 
     @property
     def input_len(self) -> int:

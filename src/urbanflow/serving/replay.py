@@ -35,7 +35,6 @@ def step_rows(dataset: CityDataset, step: int) -> list[dict[str, object]]:
 class ReplayStep:
     index: int
     timestamp: str
-    stored: int
     forecast_status: int
 
 
@@ -56,10 +55,6 @@ def replay(
         answer.raise_for_status()
         forecast = client.get("/v1/forecasts")
         if on_step is not None:
-            on_step(
-                ReplayStep(
-                    index, str(rows[0]["timestamp"]), answer.json()["new"], forecast.status_code
-                )
-            )
+            on_step(ReplayStep(index, str(rows[0]["timestamp"]), forecast.status_code))
         next_due += interval
         time.sleep(max(0.0, next_due - time.monotonic()))

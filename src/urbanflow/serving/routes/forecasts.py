@@ -39,6 +39,7 @@ async def get_forecasts(
     ids = model.sensors.ids
     if sensor is not None and sensor not in ids:  # checked before any work
         raise UnknownNameError(f"unknown sensor {sensor!r}; GET /v1/sensors lists them")
-    forecast = await run_in_threadpool(service.forecast)
-    body = await run_in_threadpool(forecast_answer, model, forecast, horizon, sensor)
+    body = await run_in_threadpool(
+        lambda: forecast_answer(model, service.forecast(), horizon, sensor)
+    )
     return Response(content=body, media_type="application/json")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.serving.deps import ModelDep, StoreDep
-from urbanflow.serving.ingest import parse_timestamps
+from urbanflow.serving.ingest import parse_reading_times
 from urbanflow.serving.live import local_iso
 from urbanflow.serving.schemas import (
     MAX_ROWS,
@@ -72,4 +72,4 @@ def sensor_readings(
 
 def query_time(text: str, name: str, timezone: str) -> pd.Timestamp:
     """One ISO 8601 query parameter as a UTC time (naive text: the dataset's zone)."""
-    return parse_timestamps(pd.Series([text]), timezone, lambda _: name)[0]
+    return parse_reading_times(pd.Series([text]), timezone, lambda _: name)[0]
