@@ -14,7 +14,7 @@ import pandas as pd
 
 from urbanflow.errors import DataError
 
-OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")  # a time written with its UTC offset
+OFFSET_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")  # a time written with its UTC offset
 
 
 def parse_frequency(text: str) -> pd.Timedelta:
