@@ -49,3 +49,7 @@ class AuthError(UrbanflowError):
 
 class StoreError(UrbanflowError):
     """The reading store cannot be opened (in use, newer format, not a store)."""
+
+
+class UnsupportedMediaError(DataError):
+    """A request body is in a format the service does not read (neither JSON nor CSV)."""

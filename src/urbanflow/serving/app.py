@@ -16,6 +16,7 @@ from urbanflow.errors import (
     ConfigError,
     NotReadyError,
     PayloadTooLargeError,
+    UnsupportedMediaError,
     UnknownNameError,
     UrbanflowError,
 )
@@ -28,7 +29,6 @@ from urbanflow.serving.routes import (
     readings,
     sensors,
 )
-from urbanflow.serving.routes.readings import UnsupportedMediaError
 from urbanflow.serving.service import LiveService
 from urbanflow.serving.settings import ServeSettings
 from urbanflow.serving.store import ReadingStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from urbanflow.errors import DataError
+from urbanflow.errors import UnsupportedMediaError
 from urbanflow.serving.deps import ServiceDep, WriterDep
 from urbanflow.serving.ingest import parse_csv, parse_json
 from urbanflow.serving.schemas import MAX_ROWS, ErrorOut, IngestOut, ReadingIn
@@ -63,7 +63,3 @@ async def post_readings(request: Request, service: ServiceDep) -> IngestOut:
         unchanged=counts.unchanged,
         empty=counts.empty,
     )
-
-
-class UnsupportedMediaError(DataError):
-    """The body is neither JSON nor CSV (HTTP 415)."""
