@@ -16,8 +16,8 @@ from urbanflow.errors import (
     ConfigError,
     NotReadyError,
     PayloadTooLargeError,
-    UnsupportedMediaError,
     UnknownNameError,
+    UnsupportedMediaError,
     UrbanflowError,
 )
 from urbanflow.serving.live import LiveModel
