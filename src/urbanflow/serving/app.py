@@ -85,6 +85,7 @@ def create_app(settings: ServeSettings, service: LiveService | None = None) -> F
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.forecast_answers = forecasts.ForecastAnswers()
     for module in (readings, sensors, forecasts, accuracy, network, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=dashboard.ASSETS, check_dir=False), name="static")

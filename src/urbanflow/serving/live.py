@@ -8,8 +8,7 @@ half of its ``L`` readings in that window gets no forecast and is listed as miss
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,18 +98,12 @@ class LiveModel:
 @dataclass(frozen=True)
 class LiveForecast:
     """``values: [h n]`` issued at ``issued_at`` (dataset zone); ``available: [n]``;
-    ``latest: [n]`` the readings at ``issued_at`` (NaN: none).
-
-    ``answers`` keeps the JSON answers already built from it, by ``(horizon, sensor)``.
-    """
+    ``latest: [n]`` the readings at ``issued_at`` (NaN: none)."""
 
     issued_at: pd.Timestamp
     values: np.ndarray
     available: np.ndarray
     latest: np.ndarray
-    answers: dict[tuple[int | None, str | None], bytes] = field(
-        default_factory=dict, compare=False, repr=False
-    )
 
 
 def input_times(model: LiveModel, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
@@ -150,47 +143,3 @@ def forecast_latest(model: LiveModel, store: ReadingStore) -> LiveForecast:
 
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else float("nan")
-
-
-def local_iso(stamps: pd.DatetimeIndex | pd.Timestamp, timezone: str) -> list[str] | str:
-    """ISO 8601 text with the UTC offset of ``timezone``."""
-    if isinstance(stamps, pd.Timestamp):
-        return stamps.tz_convert(timezone).isoformat()
-    return [stamp.isoformat() for stamp in stamps.tz_convert(timezone)]
-
-
-def forecast_answer(
-    model: LiveModel, forecast: LiveForecast, horizon: int | None, sensor: str | None
-) -> bytes:
-    """The ``GET /v1/forecasts`` body (``ForecastOut`` as JSON) for one step or all, one sensor
-    or all; built once per forecast and query."""
-    key = (horizon, sensor)
-    if key in forecast.answers:
-        return forecast.answers[key]
-    ids = model.sensors.ids
-    steps = range(1, model.horizon + 1) if horizon is None else [horizon]
-    columns = range(len(ids)) if sensor is None else [ids.index(sensor)]
-    targets = local_iso(
-        pd.DatetimeIndex([forecast.issued_at + h * model.step for h in steps]),
-        model.metadata.timezone,
-    )
-    values = forecast.values.tolist()  # [h][n] Python floats
-    answer = {
-        "issued_at": forecast.issued_at.isoformat(),
-        "model": {"name": model.name, "version": model.version},
-        "data": [
-            {
-                "sensor_id": ids[n],
-                "target_time": targets[k],
-                "horizon_steps": h,
-                "value": values[h - 1][n],
-            }
-            for n in columns
-            if forecast.available[n]
-            for k, h in enumerate(steps)
-        ],
-        "missing": [ids[n] for n in columns if not forecast.available[n]],
-    }
-    body = json.dumps(answer, separators=(",", ":")).encode()
-    forecast.answers[key] = body
-    return body

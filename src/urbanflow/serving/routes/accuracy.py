@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from urbanflow.serving.deps import ServiceDep
-from urbanflow.serving.live import local_iso
+from urbanflow.serving.routes.times import local_iso
 from urbanflow.serving.schemas import AccuracyOut, AccuracyPoint, ModelRef
 
 router = APIRouter(prefix="/v1/accuracy", tags=["forecasts"])

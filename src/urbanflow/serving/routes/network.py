@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from urbanflow.serving.deps import ModelDep, ServiceDep, StoreDep
-from urbanflow.serving.live import local_iso
+from urbanflow.serving.routes.times import local_iso
 from urbanflow.serving.schemas import EdgeList, EdgeOut, HealthOut, ModelCard
 
 router = APIRouter(tags=["service"])

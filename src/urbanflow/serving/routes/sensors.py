@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.serving.deps import ModelDep, StoreDep
 from urbanflow.serving.ingest import parse_reading_times
-from urbanflow.serving.live import local_iso
+from urbanflow.serving.routes.times import local_iso
 from urbanflow.serving.schemas import (
     MAX_ROWS,
     ErrorOut,
