@@ -25,7 +25,8 @@ from urbanflow.serving.routes import (
     accuracy,
     dashboard,
     forecasts,
-    network,
+    health,
+    model,
     readings,
     sensors,
 )
@@ -86,7 +87,7 @@ def create_app(settings: ServeSettings, service: LiveService | None = None) -> F
     )
     app.state.settings = settings
     app.state.forecast_answers = forecasts.ForecastAnswers()
-    for module in (readings, sensors, forecasts, accuracy, network, dashboard):
+    for module in (readings, sensors, forecasts, accuracy, model, health, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=dashboard.ASSETS, check_dir=False), name="static")
 

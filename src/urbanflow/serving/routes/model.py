@@ -1,12 +1,12 @@
-"""``GET /v1/model``, ``GET /v1/graph`` and ``GET /health``: what the service runs on."""
+"""``GET /v1/model`` and ``GET /v1/graph``: the model the service runs and the sensor graph it
+was built on."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from urbanflow.serving.deps import ModelDep, ServiceDep, StoreDep
-from urbanflow.serving.routes.times import local_iso
-from urbanflow.serving.schemas import EdgeList, EdgeOut, HealthOut, ModelCard
+from urbanflow.serving.deps import ModelDep
+from urbanflow.serving.schemas import EdgeList, EdgeOut, ModelCard
 
 router = APIRouter(tags=["service"])
 
@@ -26,16 +26,3 @@ def get_graph(model: ModelDep) -> EdgeList:
         for s, t, w in zip(graph.sources, graph.targets, graph.weights, strict=True)
     ]
     return EdgeList(data=data, count=len(data))
-
-
-@router.get("/health", response_model=HealthOut)
-def health(model: ModelDep, store: StoreDep, service: ServiceDep) -> HealthOut:
-    latest = store.latest_time()
-    return HealthOut(
-        status="ok",
-        model=model.name,
-        sensors=len(model.sensors),
-        readings=store.count(),
-        latest_reading_at=None if latest is None else local_iso(latest, model.metadata.timezone),
-        revision=service.revision,
-    )
