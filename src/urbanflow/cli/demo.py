@@ -155,11 +155,14 @@ def check_port(host: str, port: int) -> None:
 
 
 def serving(settings: ServeSettings, host: str, port: int) -> BackgroundServer:
-    from urbanflow.cli.serve import describe_service
+    from urbanflow.cli.serve import report_service
     from urbanflow.serving.app import create_app
     from urbanflow.serving.server import BackgroundServer
+    from urbanflow.serving.service import open_service
 
-    return BackgroundServer(create_app(settings, describe_service(settings)), host, port)
+    service = open_service(settings)
+    report_service(service, settings)
+    return BackgroundServer(create_app(settings, service), host, port)
 
 
 def wait_for_interrupt() -> None:

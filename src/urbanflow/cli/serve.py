@@ -9,12 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from urbanflow.cli.common import console
-from urbanflow.serving.settings import ServeSettings
+from urbanflow.serving.settings import TOKEN_VARIABLE, ServeSettings
 
 if TYPE_CHECKING:  # the service imports torch: only when a command serves
     from urbanflow.serving.service import LiveService
-
-TOKEN_VARIABLE = "URBANFLOW_TOKEN"
 
 
 def register(app: typer.Typer) -> None:
@@ -31,9 +29,11 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from urbanflow.serving.app import create_app
+        from urbanflow.serving.service import open_service
 
         settings = ServeSettings(model_dir, store, os.environ.get(TOKEN_VARIABLE) or None)
-        service = describe_service(settings)
+        service = open_service(settings)  # here, so that a bad path fails in one line
+        report_service(service, settings)
         if settings.token is None and host not in ("127.0.0.1", "localhost", "::1"):
             console.print(
                 f"[yellow]warning:[/] listening on {host} with open writes: anyone who reaches "
@@ -42,12 +42,8 @@ def register(app: typer.Typer) -> None:
         uvicorn.run(create_app(settings, service), host=host, port=port, log_level="info")
 
 
-def describe_service(settings: ServeSettings) -> LiveService:
-    """Open the bundle and store, so that a bad path fails here in one line, and say what
-    they hold; the open service is handed to the app."""
-    from urbanflow.serving.app import open_service
-
-    service = open_service(settings)
+def report_service(service: LiveService, settings: ServeSettings) -> None:
+    """Say what the open service's model and store hold, and whether writes need a token."""
     model, stored = service.model, service.store.count()
     console.print(
         f"Model [bold]{model.name}[/] (version {model.version}) for {len(model.sensors)} "
@@ -55,4 +51,3 @@ def describe_service(settings: ServeSettings) -> LiveService:
     )
     guard = "need a bearer token" if settings.token else f"are open (set {TOKEN_VARIABLE})"
     console.print(f"Writes {guard}. Dashboard at /, API docs at /docs.")
-    return service

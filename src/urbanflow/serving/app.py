@@ -20,7 +20,6 @@ from urbanflow.errors import (
     UnsupportedMediaError,
     UrbanflowError,
 )
-from urbanflow.serving.live import LiveModel
 from urbanflow.serving.routes import (
     accuracy,
     dashboard,
@@ -30,9 +29,8 @@ from urbanflow.serving.routes import (
     readings,
     sensors,
 )
-from urbanflow.serving.service import LiveService
+from urbanflow.serving.service import LiveService, open_service
 from urbanflow.serving.settings import ServeSettings
-from urbanflow.serving.store import ReadingStore
 
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS_OF_ERROR: tuple[tuple[type[UrbanflowError], int], ...] = (
@@ -48,18 +46,6 @@ STATUS_OF_ERROR: tuple[tuple[type[UrbanflowError], int], ...] = (
 
 def status_of(error: UrbanflowError) -> int:
     return next(status for kind, status in STATUS_OF_ERROR if isinstance(error, kind))
-
-
-def open_service(settings: ServeSettings) -> LiveService:
-    """Load the bundle, open the store and register the model's sensors in it."""
-    model = LiveModel.load(settings.model_dir)
-    store = ReadingStore(settings.store_path)
-    try:
-        store.register_sensors(model.sensor_table())
-    except BaseException:
-        store.close()
-        raise
-    return LiveService(store=store, model=model)
 
 
 def create_app(settings: ServeSettings, service: LiveService | None = None) -> FastAPI:

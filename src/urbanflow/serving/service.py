@@ -16,7 +16,20 @@ import pandas as pd
 from urbanflow.serving.accuracy import AccuracyTracker, HorizonAccuracy
 from urbanflow.serving.ingest import ParsedBody, ReadingRules, validate
 from urbanflow.serving.live import LiveForecast, LiveModel, forecast_latest
+from urbanflow.serving.settings import ServeSettings
 from urbanflow.serving.store import IngestCounts, ReadingStore
+
+
+def open_service(settings: ServeSettings) -> LiveService:
+    """Load the bundle, open the store and register the model's sensors in it."""
+    model = LiveModel.load(settings.model_dir)
+    store = ReadingStore(settings.store_path)
+    try:
+        store.register_sensors(model.sensor_table())
+    except BaseException:
+        store.close()
+        raise
+    return LiveService(store=store, model=model)
 
 
 @dataclass

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+TOKEN_VARIABLE = "URBANFLOW_TOKEN"
+"""The environment variable `urbanflow serve` reads the write token from."""
+
 
 @dataclass(frozen=True)
 class ServeSettings:
