@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +47,8 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Train a quick model on Los-loop, serve it, replay its last day as a live feed."""
+        from urbanflow.serving.server import check_port
+
         dataset = load_dataset("los-loop")
         day = dataset.steps_per_day
         first = dataset.num_steps - day
@@ -142,16 +143,6 @@ def live_accuracy_table(accuracy: dict, dataset: CityDataset) -> Table:
             f"{row['count']:,}",
         )
     return table
-
-
-def check_port(host: str, port: int) -> None:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ConfigError(
-                f"cannot listen on {host}:{port} ({error.strerror}); pass another --port"
-            ) from None
 
 
 def serving(settings: ServeSettings, host: str, port: int) -> BackgroundServer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -9,6 +10,17 @@ import uvicorn
 from fastapi import FastAPI
 
 from urbanflow.errors import ConfigError
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError, before anything starts, when ``host:port`` cannot be listened on."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({error.strerror}); pass another --port"
+            ) from None
 
 
 class BackgroundServer:
