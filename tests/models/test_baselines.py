@@ -138,6 +138,21 @@ def test_seasonal_naive_rejects_an_unknown_season(six_hourly: CityDataset) -> No
         SeasonalNaive(season="month").fit(six_hourly)
 
 
+@pytest.mark.parametrize("season", ["day", "week"])
+def test_seasonal_naive_refuses_a_frequency_that_does_not_divide_a_day(
+    make_dataset: DatasetBuilder, season: str
+) -> None:
+    dataset = make_dataset(np.ones((2 * 206, 2)), frequency="7min")
+    with pytest.raises(ConfigError, match=r"^seasonal-naive: frequency 7min does not divide a day"):
+        SeasonalNaive(season=season).fit(dataset)
+
+
+def test_a_seven_minute_grid_has_206_time_of_day_slots(make_dataset: DatasetBuilder) -> None:
+    dataset = make_dataset(np.ones((2 * 206, 2)), frequency="7min")
+    assert dataset.steps_per_day == 206
+    assert HistoricalAverage().fit(dataset).profile_.shape == (7, 206, 2)
+
+
 # --- ridge --------------------------------------------------------------------------------
 
 

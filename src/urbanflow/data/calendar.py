@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from urbanflow.data.dataset import CityDataset
-
-NS_PER_DAY = 86_400 * 10**9
+from urbanflow.data.timegrid import steps_per_day
 
 
 def step_times(dataset: CityDataset, indices: np.ndarray) -> pd.DatetimeIndex:
@@ -30,12 +29,7 @@ def nanoseconds_of_day(stamps: pd.DatetimeIndex) -> np.ndarray:
     )
 
 
-def slots_per_day(step: pd.Timedelta) -> int:
-    """Number of time-of-day slots a grid of this step has (1 for steps of a day or more)."""
-    return max(1, -(-NS_PER_DAY // step.value))
-
-
 def calendar_slots(stamps: pd.DatetimeIndex, step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
     """``([k], [k])`` local weekday (Monday = 0) and time-of-day slot of each timestamp."""
-    slot = np.minimum(nanoseconds_of_day(stamps) // step.value, slots_per_day(step) - 1)
+    slot = np.minimum(nanoseconds_of_day(stamps) // step.value, steps_per_day(step) - 1)
     return np.asarray(stamps.day_of_week, dtype=np.int64), slot

@@ -9,6 +9,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from urbanflow.data.timegrid import steps_per_day
 from urbanflow.errors import DataError
 from urbanflow.graph.graph import SensorGraph
 
@@ -152,7 +153,8 @@ class CityDataset:
 
     @property
     def steps_per_day(self) -> int:
-        return max(1, int(pd.Timedelta(days=1) / self.step))
+        """Grid steps in one day, rounded up (see :func:`timegrid.steps_per_day`)."""
+        return steps_per_day(self.step)
 
     def missing_fraction(self) -> float:
         """Share of missing target readings (channel 0)."""

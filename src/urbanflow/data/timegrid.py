@@ -15,6 +15,7 @@ import pandas as pd
 from urbanflow.errors import DataError
 
 OFFSET_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")  # a time written with its UTC offset
+NS_PER_DAY = 86_400 * 10**9
 
 
 def parse_frequency(text: str) -> pd.Timedelta:
@@ -41,6 +42,19 @@ def frequency_alias(step: pd.Timedelta) -> str:
     """The canonical pandas alias of a step, e.g. ``5min``, ``1h`` (never a bare ``h``)."""
     alias = pd.tseries.frequencies.to_offset(step).freqstr
     return alias if alias[0].isdigit() else f"1{alias}"
+
+
+def steps_per_day(step: pd.Timedelta) -> int:
+    """Steps of a grid in one day, rounded up (1 for steps of a day or more).
+
+    A 7-minute grid has 206: the 206th step of a day starts at 23:55 and runs past midnight.
+
+    Parameters
+    ----------
+    step
+        The grid's step, a positive duration.
+    """
+    return max(1, -(-NS_PER_DAY // step.value))
 
 
 def infer_step(times_ns: np.ndarray) -> pd.Timedelta:

@@ -11,21 +11,21 @@ Shapes: ``values: [t n]`` (channel 0 of the readings), ``times: [b]`` sample tim
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
 from scipy import sparse
 
-from urbanflow.data.calendar import (
-    NS_PER_DAY,
-    calendar_slots,
-    nanoseconds_of_day,
-    slots_per_day,
-    step_times,
-)
+from urbanflow.data.calendar import calendar_slots, nanoseconds_of_day, step_times
 from urbanflow.data.dataset import CityDataset
-from urbanflow.data.windows import input_windows
+from urbanflow.data.timegrid import NS_PER_DAY, frequency_alias
+from urbanflow.data.windows import (
+    batches,
+    input_span,
+    input_steps,
+    input_windows,
+    target_steps,
+)
 from urbanflow.errors import ConfigError, DataError
 from urbanflow.models.base import FitProgress, Forecaster
 
@@ -64,12 +64,13 @@ def last_present(values: np.ndarray, times: np.ndarray, input_len: int) -> np.nd
     """
     if times.size == 0:
         return np.empty((0, values.shape[1]))
-    start = int(times.min()) - input_len
-    segment = values[start : int(times.max())]  # [s n]
+    start, stop = input_span(times, input_len)
+    segment = values[start:stop]  # [s n]
     steps = np.arange(segment.shape[0])[:, None]
     latest = np.maximum.accumulate(np.where(np.isnan(segment), -1, steps), axis=0)  # [s n]
-    index = latest[times - 1 - start]  # [b n]
-    found = index >= (times - input_len - start)[:, None]
+    window = input_steps(times, input_len) - start  # [b L] positions in the segment
+    index = latest[window[:, -1]]  # [b n]
+    found = index >= window[:, :1]
     value = np.take_along_axis(segment, np.maximum(index, 0), axis=0)
     return np.where(found, value, np.nan)
 
@@ -87,7 +88,7 @@ def fill_windows(windows: np.ndarray, fallback: np.ndarray | float) -> np.ndarra
 
 def future_values(values: np.ndarray, times: np.ndarray, horizon: int) -> np.ndarray:
     """``[b h n]`` readings ``values[t : t+H]``, NaN where a step lies beyond the end."""
-    index = times[:, None] + np.arange(horizon)  # [b h]
+    index = target_steps(times, horizon)  # [b h]
     inside = index < values.shape[0]
     gathered = values[np.minimum(index, values.shape[0] - 1)]
     return np.where(inside[..., None], gathered, np.nan)
@@ -102,12 +103,6 @@ def group_means(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarra
     sums = onehot @ np.where(present, values, 0.0).astype(np.float64)
     counts = onehot @ present.astype(np.float64)
     return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
-
-
-def chunks(times: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    """Consecutive slices of ``times`` of at most ``size`` samples."""
-    for start in range(0, times.size, size):
-        yield times[start : start + size]
 
 
 def _with_fallback(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -156,7 +151,7 @@ class HistoricalAverage(Forecaster):
         self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
     ) -> None:
         values = dataset.readings[..., 0]
-        slots = slots_per_day(dataset.step)
+        slots = dataset.steps_per_day
         weekday, slot = calendar_slots(dataset.timestamps, dataset.step)
         weekly = group_means(values, weekday * slots + slot, 7 * slots).reshape(7, slots, -1)
         daily = group_means(values, slot, slots)  # [s n]
@@ -170,8 +165,9 @@ class HistoricalAverage(Forecaster):
                 f"{self.name} was fitted on {self.step_} steps but the dataset has "
                 f"{dataset.step}; forecast data of the frequency it was fitted on"
             )
-        targets = times[:, None] + np.arange(self.horizon)  # [b h]
-        weekday, slot = calendar_slots(step_times(dataset, targets), dataset.step)
+        weekday, slot = calendar_slots(
+            step_times(dataset, target_steps(times, self.horizon)), dataset.step
+        )
         return self.profile_[weekday, slot].reshape(
             times.size, self.horizon, self.profile_.shape[-1]
         )
@@ -202,12 +198,18 @@ class SeasonalNaive(Forecaster):
             raise ConfigError(
                 f"{self.name}: season {self.season!r} is not one of {sorted(self.seasons)}"
             )
+        if NS_PER_DAY % dataset.step.value:
+            raise ConfigError(
+                f"{self.name}: frequency {frequency_alias(dataset.step)} does not divide a day, "
+                "so a reading one season back is not at the same time of day; resample to a "
+                "frequency that divides 24 hours (e.g. 5min, 15min, 1h) or use historical-average"
+            )
         self.means_ = training_means(dataset.readings[..., 0])
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         values = dataset.readings[..., 0]
         period = dataset.steps_per_day * self.seasons[self.season]
-        source = times[:, None] + np.arange(self.horizon) - period  # [b h]
+        source = target_steps(times, self.horizon) - period  # [b h]
         known = (source >= 0) & (source < times[:, None])
         seasonal = np.where(known[..., None], values[np.where(known, source, 0)], np.nan)
         latest = _with_fallback(last_present(values, times, self.input_len), self.means_)
@@ -347,7 +349,7 @@ class Ridge(Forecaster):
         gram = np.zeros((groups, self.horizon, features, features))
         moment = np.zeros((groups, features, self.horizon))
         times = np.arange(self.input_len, dataset.num_steps)
-        for chunk in chunks(times, self._chunk_size(dataset.num_sensors)):
+        for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
             x = ridge_features(
                 scaled, chunk, self.input_len, transition, self._day_fraction(dataset, chunk)
             )
@@ -361,12 +363,11 @@ class Ridge(Forecaster):
         forecast = np.empty((times.size, self.horizon, dataset.num_sensors), dtype=np.float32)
         if times.size == 0:
             return forecast
-        start = int(times.min()) - self.input_len
-        scaled = (dataset.readings[start : int(times.max()), :, 0] - self.mean_) / self.std_
+        start, stop = input_span(times, self.input_len)
+        scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
         transition = dataset.graph.row_normalised()
-        size = self._chunk_size(dataset.num_sensors)
-        for first in range(0, times.size, size):
-            chunk = times[first : first + size]
+        first = 0
+        for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
             x = ridge_features(
                 scaled,
                 chunk - start,
@@ -376,7 +377,8 @@ class Ridge(Forecaster):
             )
             z = x.transpose(1, 0, 2) @ self.weights_  # [n b h]
             z = z * self.std_[:, None, None] + self.mean_[:, None, None]
-            forecast[first : first + size] = z.transpose(1, 2, 0)
+            forecast[first : first + chunk.size] = z.transpose(1, 2, 0)
+            first += chunk.size
         return forecast
 
     def _chunk_size(self, num_sensors: int) -> int:

@@ -23,7 +23,7 @@ from urbanflow.training.engine import (
     predict_batches,
     train,
 )
-from urbanflow.training.tensors import Scaler, SeriesTensors, steps_per_day
+from urbanflow.training.tensors import Scaler, SeriesTensors
 
 INNER_VALIDATION = 0.1  # share of training samples held out when no validation part is given
 
@@ -123,7 +123,7 @@ class NeuralForecaster(Forecaster):
             num_sensors=dataset.num_sensors,
             input_len=self.input_len,
             horizon=self.horizon,
-            steps_per_day=steps_per_day(dataset),
+            steps_per_day=dataset.steps_per_day,
             graph=dataset.graph,
         )
         self.build(spec, Scaler.fit(dataset.readings[..., 0]), device)

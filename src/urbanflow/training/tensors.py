@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from urbanflow.data.calendar import calendar_slots, slots_per_day, step_times
+from urbanflow.data.calendar import calendar_slots, step_times
 from urbanflow.data.dataset import CityDataset
+from urbanflow.data.windows import input_offsets, target_offsets
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,11 @@ class SeriesTensors:
         self, times: torch.Tensor, input_len: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x [b L n 2]``, ``tod [b L]``, ``dow [b L]`` for samples at ``times [b]``."""
-        index = times[:, None] + torch.arange(-input_len, 0, device=times.device)
+        index = times[:, None] + torch.as_tensor(input_offsets(input_len), device=times.device)
         x = torch.stack([self.values[index], self.present[index]], dim=-1)
         return x, self.tod[index], self.dow[index]
 
     def targets(self, times: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``y [b H n]`` in the original unit and its presence mask."""
-        index = times[:, None] + torch.arange(horizon, device=times.device)
+        index = times[:, None] + torch.as_tensor(target_offsets(horizon), device=times.device)
         return self.raw[index], self.present[index]
-
-
-def steps_per_day(dataset: CityDataset) -> int:
-    return slots_per_day(dataset.step)
