@@ -3,8 +3,7 @@
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
 from urbanflow.errors import UrbanflowError
 from urbanflow.graph.graph import SensorGraph
-
-__version__ = "0.1.0"
+from urbanflow.version import __version__
 
 __all__ = [
     "CityDataset",

@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from urbanflow.evaluation.metrics import ErrorTotals, present, score
+from urbanflow.evaluation.metrics import ErrorTotals, forecast_metrics, present
 
 
 def test_metrics_match_hand_computed_values():
     # one sample, two steps, two sensors: [b h n]
     y = np.array([[[10.0, 20.0], [30.0, 40.0]]])
     yhat = np.array([[[12.0, 17.0], [30.0, 44.0]]])
-    m = score(y, yhat)
+    m = forecast_metrics(y, yhat)
     # errors: -2, 3, 0, -4 -> |e| = 2, 3, 0, 4
     assert m["mae"] == pytest.approx(9 / 4)
     assert m["rmse"] == pytest.approx(np.sqrt((4 + 9 + 0 + 16) / 4))
@@ -21,10 +21,10 @@ def test_metrics_match_hand_computed_values():
 def test_missing_and_null_targets_are_left_out():
     y = np.array([[[10.0, np.nan], [0.0, 40.0]]])
     yhat = np.array([[[11.0, 99.0], [50.0, 38.0]]])
-    with_null = score(y, yhat, null_value=0.0)
+    with_null = forecast_metrics(y, yhat, null_value=0.0)
     assert with_null["count"] == 2
     assert with_null["mae"] == pytest.approx((1 + 2) / 2)
-    without_null = score(y, yhat)
+    without_null = forecast_metrics(y, yhat)
     assert without_null["count"] == 3
     assert without_null["mae"] == pytest.approx((1 + 50 + 2) / 3)
     # MAPE skips the zero target but MAE does not
@@ -46,7 +46,7 @@ def test_per_step_totals_and_pooling():
 
 
 def test_no_present_target_gives_nan_not_error():
-    m = score(np.full((1, 1, 1), np.nan), np.zeros((1, 1, 1)))
+    m = forecast_metrics(np.full((1, 1, 1), np.nan), np.zeros((1, 1, 1)))
     assert m["count"] == 0 and np.isnan(m["mae"])
 
 

@@ -6,8 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from urbanflow.graph.graph import SensorGraph
-from urbanflow.models.network import NetworkSpec, parameter_count
-from urbanflow.models.networks import NETWORKS, build_network
+from urbanflow.models.networks import NETWORKS, NetworkSpec, build_network, parameter_count
 
 SENSORS, INPUT_LEN, HORIZON, STEPS_PER_DAY = 6, 12, 4, 288
 

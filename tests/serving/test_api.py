@@ -194,8 +194,8 @@ def test_forecasts_need_readings_then_follow_the_latest_window(client, los_loop)
 
 
 def test_live_forecast_equals_the_bundles_offline_forecast(client, los_loop, los_loop_bundle):
+    from urbanflow.models.bundle import load_bundle
     from urbanflow.models.forecast import forecast_table
-    from urbanflow.training.bundle import load_bundle
 
     post_los_loop_readings(client, LAST_HOUR, los_loop)
     live = client.get("/v1/forecasts", params={"horizon": 6}).json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,13 +10,7 @@ import typer
 from urbanflow.cli.common import console, epoch_progress, progress_bar
 from urbanflow.data.catalog import load_dataset
 from urbanflow.errors import ConfigError
-from urbanflow.evaluation.benchmark import (
-    leaderboard,
-    leaderboard_markdown,
-    load_runs,
-    planned_runs,
-    run_one,
-)
+from urbanflow.evaluation.benchmark import planned_runs, run_one, write_leaderboard
 from urbanflow.evaluation.protocol import make_plan
 from urbanflow.evaluation.report import describe_protocol
 
@@ -57,12 +50,6 @@ def register(app: typer.Typer) -> None:
                 run_one(run, data, plan, time_budget, on_epoch)
                 bar.remove_task(task)
                 bar.advance(overall)
-        rows = leaderboard(load_runs(folder))
-        caption = describe_protocol(plan, data)
-        markdown = leaderboard_markdown(rows, caption)
-        (folder / "leaderboard.md").write_text(markdown)
-        (folder / "leaderboard.json").write_text(
-            json.dumps({"protocol": caption, "rows": rows}, indent=2) + "\n"
-        )
+        markdown = write_leaderboard(folder, describe_protocol(plan, data))
         console.print(markdown)
         console.print(f"Leaderboard written to [bold]{folder / 'leaderboard.md'}[/] and .json")

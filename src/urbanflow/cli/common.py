@@ -15,11 +15,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from urbanflow.evaluation.evaluate import SampleProgress
 from urbanflow.models.base import FitProgress
 
 # Tables need about 120 columns; a pipe or a CI log gets that width instead of Rich's 80.
 console = Console(width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True)
+
+
+def training_options(
+    max_epochs: int | None, time_budget: float | None, seed: int | None
+) -> dict[str, object]:
+    """Only the training options given, so that models without them are not offered them."""
+    given = {"max_epochs": max_epochs, "time_budget_min": time_budget, "seed": seed}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def progress_bar() -> Progress:
@@ -42,5 +51,15 @@ def epoch_progress(bar: Progress, label: str) -> tuple[TaskID, FitProgress]:
 
     def update(done: int, total: int, status: str) -> None:
         bar.update(task, completed=done, total=total, status=status)
+
+    return task, update
+
+
+def sample_progress(bar: Progress, label: str) -> tuple[TaskID, SampleProgress]:
+    """A task on ``bar`` for forecast samples (shown once scoring starts) and its callback."""
+    task = bar.add_task(f"{label}: forecasting", total=None, status="", visible=False)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total, visible=True)
 
     return task, update

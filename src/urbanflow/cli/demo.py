@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from urbanflow.cli.common import console, progress_bar
-from urbanflow.cli.evaluate import evaluate_model, training_options
+from urbanflow.cli.common import console, epoch_progress, progress_bar, training_options
 from urbanflow.data.catalog import load_dataset
 from urbanflow.data.dataset import CityDataset
 from urbanflow.errors import ConfigError
@@ -100,7 +99,8 @@ def replay_last_day(url: str, dataset: CityDataset, steps: range, pace: float) -
 def quick_model(dataset: CityDataset, folder: Path, minutes: float) -> Path:
     """STID trained for ``minutes`` on Los-loop's default-protocol training part, or the
     bundle a previous demo left in ``folder``. The replayed last day lies in the test part."""
-    from urbanflow.training.bundle import read_card, save_bundle
+    from urbanflow.evaluation.bundles import train_bundle
+    from urbanflow.models.bundle import read_card
 
     if (folder / "card.json").exists():
         card = read_card(folder)
@@ -112,10 +112,15 @@ def quick_model(dataset: CityDataset, folder: Path, minutes: float) -> Path:
     plan = make_plan("default", dataset.num_steps, 12)
     console.print(f"Training a quick STID model on Los-loop ({minutes:g} min budget)…")
     with progress_bar() as bar:
-        result, model = evaluate_model(
-            bar, dataset, "stid", plan, training_options(None, minutes, 0)
+        _, on_epoch = epoch_progress(bar, "stid")
+        result, _ = train_bundle(
+            dataset,
+            "stid",
+            plan,
+            folder,
+            training_options(None, minutes, 0),
+            fit_progress=on_epoch,
         )
-    save_bundle(model, "stid", dataset, result, folder)
     scores = ", ".join(f"{h.label} {h.metrics['mae']:.2f}" for h in result.horizons)
     console.print(f"Test MAE ({dataset.metadata.unit}): {scores}")
     return folder

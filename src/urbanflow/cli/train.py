@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from urbanflow.cli.common import console, progress_bar
-from urbanflow.cli.evaluate import evaluate_model, training_options
+from urbanflow.cli.common import (
+    console,
+    epoch_progress,
+    progress_bar,
+    sample_progress,
+    training_options,
+)
 from urbanflow.data.catalog import load_dataset
-from urbanflow.errors import ConfigError, DataError
 from urbanflow.evaluation.protocol import make_plan
 from urbanflow.evaluation.report import describe_protocol, horizon_table
-from urbanflow.models.forecast import forecast_table, issue_index, write_forecast
+from urbanflow.models.forecast import forecast_table, issue_indices, write_forecast
 
 
 def register(app: typer.Typer) -> None:
@@ -30,22 +33,25 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     ) -> None:
         """Train a neural model under a protocol and write a bundle with its test metrics."""
-        from urbanflow.models.neural import NeuralForecaster  # torch: imported when used
-        from urbanflow.training.bundle import save_bundle
+        from urbanflow.evaluation.bundles import train_bundle  # torch: imported when used
 
         data = load_dataset(dataset)
         plan = make_plan(protocol, data.num_steps, input_len)
         with progress_bar() as bar:
-            result, fitted = evaluate_model(
-                bar, data, model, plan, training_options(max_epochs, time_budget, seed)
-            )
-        if not isinstance(fitted, NeuralForecaster):
-            raise ConfigError(
-                f"{model} is a baseline: it has no weights to bundle; use `urbanflow evaluate`"
+            label = f"{model} ({plan.protocol})"
+            _, on_epoch = epoch_progress(bar, label)
+            _, on_samples = sample_progress(bar, label)
+            result, fitted = train_bundle(
+                data,
+                model,
+                plan,
+                out,
+                training_options(max_epochs, time_budget, seed),
+                progress=on_samples,
+                fit_progress=on_epoch,
             )
         console.print(describe_protocol(plan, data), style="dim")
         console.print(horizon_table(result))
-        save_bundle(fitted, model, data, result, out)
         reports = fitted.training_reports_
         epochs = ", ".join(f"{r.best_epoch} of {r.epochs_run}" for r in reports)
         console.print(
@@ -68,27 +74,13 @@ def register(app: typer.Typer) -> None:
         end: Annotated[str | None, typer.Option(help="Last issue time of a hindcast.")] = None,
     ) -> None:
         """Write forecasts: sensor_id, issued_at, target_time, horizon_steps, value."""
-        from urbanflow.training.bundle import load_bundle  # torch: imported when used
+        from urbanflow.models.base import require_same_sensors
+        from urbanflow.models.bundle import load_bundle  # torch: imported when used
 
         model, card = load_bundle(model_dir)
         data = load_dataset(dataset or str(card["dataset"]["name"]))
-        if data.sensors.ids != model.sensor_ids_:
-            missing = sorted(set(model.sensor_ids_) - set(data.sensors.ids))[:5]
-            raise DataError(
-                f"{model_dir}: the dataset's sensors differ from the model's "
-                f"(e.g. missing {', '.join(missing) or 'none'}; or another order); "
-                "give the dataset the model was trained on"
-            )
-        if (start is None) != (end is None) or (at is not None and start is not None):
-            raise ConfigError("give either --at T, or both --start T1 and --end T2")
-        if start is not None and end is not None:
-            first = issue_index(data, start, model.input_len)
-            last = issue_index(data, end, model.input_len)
-            if last < first:
-                raise ConfigError(f"--end {end} is before --start {start}")
-            issues = np.arange(first, last + 1)
-        else:
-            issues = np.array([issue_index(data, at or data.timestamps[-1], model.input_len)])
+        require_same_sensors(model.sensor_ids_, data, str(model_dir))
+        issues = issue_indices(data, model.input_len, at, start, end)
         with progress_bar() as bar:
             bar.add_task(f"forecasting {issues.size} issue time(s)", total=None, status="")
             table = forecast_table(model, data, issues)

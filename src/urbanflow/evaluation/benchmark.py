@@ -17,6 +17,7 @@ import numpy as np
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult, evaluate
+from urbanflow.evaluation.metrics import METRIC_NAMES
 from urbanflow.evaluation.protocol import EvaluationPlan
 from urbanflow.evaluation.report import write_json
 from urbanflow.models.base import FitProgress, Forecaster
@@ -104,8 +105,8 @@ def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]
         horizons = []
         for i, first in enumerate(runs[0]["horizons"]):
             entry = {"steps": first["steps"], "minutes": first["minutes"]}
-            for metric in ("mae", "rmse", "mape"):
-                values = [float(r["horizons"][i][metric]) for r in runs]
+            for metric in METRIC_NAMES:
+                values = [_number(r["horizons"][i][metric]) for r in runs]
                 entry[metric] = float(np.mean(values))
                 entry[f"{metric}_std"] = float(np.std(values))
             horizons.append(entry)
@@ -126,6 +127,29 @@ def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]
             }
         )
     return sorted(rows, key=lambda row: row["average_mae"])
+
+
+def write_leaderboard(folder: Path, caption: str) -> str:
+    """Summarise every finished run in ``folder`` into ``leaderboard.md`` and
+    ``leaderboard.json``; returns the Markdown.
+
+    Parameters
+    ----------
+    folder
+        The benchmark folder (``<model>/seed-<k>.json`` runs).
+    caption
+        The protocol in words, written above the table and into the JSON.
+    """
+    rows = leaderboard(load_runs(folder))
+    markdown = leaderboard_markdown(rows, caption)
+    (folder / "leaderboard.md").write_text(markdown)
+    write_json({"protocol": caption, "rows": rows}, folder / "leaderboard.json")
+    return markdown
+
+
+def _number(value: object) -> float:
+    """A metric from a results file: null (no target counted) reads as NaN."""
+    return float("nan") if value is None else float(value)
 
 
 def leaderboard_markdown(rows: Sequence[dict[str, object]], caption: str) -> str:

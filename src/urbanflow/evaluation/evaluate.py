@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from urbanflow import __version__
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import batches, target_windows
 from urbanflow.evaluation.metrics import ErrorTotals
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import FitProgress, Forecaster
+from urbanflow.models.registry import make_model
+from urbanflow.version import __version__
 
 BATCH_SIZE = 256
-Progress = Callable[[int, int], None]  # (samples done, samples total)
+SampleProgress = Callable[[int, int], None]
+"""Scoring progress: (samples forecast so far, samples in all)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def evaluate(
     dataset: CityDataset,
     plan: EvaluationPlan,
     model_name: str | None = None,
-    progress: Progress | None = None,
+    progress: SampleProgress | None = None,
     fit_progress: FitProgress | None = None,
 ) -> EvaluationResult:
     """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples.
@@ -105,15 +107,49 @@ def evaluate(
         progress=fit_progress,
     )
     train_seconds = time.perf_counter() - started
-    return score(model, dataset, plan, model_name, progress, train_seconds)
+    return score_fitted(model, dataset, plan, model_name, progress, train_seconds)
 
 
-def score(
+def evaluate_by_name(
+    dataset: CityDataset,
+    model_name: str,
+    plan: EvaluationPlan,
+    hyperparameters: Mapping[str, object] | None = None,
+    progress: SampleProgress | None = None,
+    fit_progress: FitProgress | None = None,
+) -> tuple[EvaluationResult, Forecaster]:
+    """Make the registry model ``model_name`` for ``plan``, then ``evaluate`` it.
+
+    Parameters
+    ----------
+    dataset
+        The whole dataset; the plan says which steps fit and which score.
+    model_name
+        A registered model name (``urbanflow models``).
+    plan
+        The protocol's split, input length, horizons and sample times.
+    hyperparameters
+        Overrides of the name's presets (e.g. ``max_epochs``, ``seed``).
+    progress
+        Called with (samples done, samples in all) while scoring.
+    fit_progress
+        Called with (epoch, epochs, status) while training.
+
+    Returns the result and the fitted model.
+    """
+    model = make_model(
+        model_name, input_len=plan.input_len, horizon=plan.horizon, **(hyperparameters or {})
+    )
+    result = evaluate(model, dataset, plan, model_name, progress, fit_progress)
+    return result, model
+
+
+def score_fitted(
     model: Forecaster,
     dataset: CityDataset,
     plan: EvaluationPlan,
     model_name: str | None = None,
-    progress: Progress | None = None,
+    progress: SampleProgress | None = None,
     train_seconds: float = 0.0,
 ) -> EvaluationResult:
     """Score a fitted ``model`` on the plan's validation and test samples."""

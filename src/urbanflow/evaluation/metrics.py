@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 METRIC_NAMES = ("mae", "rmse", "mape", "wmape", "accuracy")
+"""The metrics every report and leaderboard shows, in order (``tgcn_accuracy`` is added
+under the tgcn protocol)."""
 
 
 def present(targets: np.ndarray, null_value: float | None = None) -> np.ndarray:
@@ -104,7 +106,7 @@ def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
     }
 
 
-def score(
+def forecast_metrics(
     targets: np.ndarray, forecasts: np.ndarray, null_value: float | None = None
 ) -> dict[str, float]:
     """All metrics over every step of ``[b h n]`` arrays at once."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.table import Table
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult
+from urbanflow.evaluation.metrics import METRIC_NAMES
 from urbanflow.evaluation.protocol import EvaluationPlan
 
 
@@ -43,41 +43,12 @@ def describe_protocol(plan: EvaluationPlan, dataset: CityDataset) -> str:
     )
 
 
-def leaderboard_table(results: Sequence[EvaluationResult], title: str = "") -> Table:
-    """One row per model: MAE and RMSE at each horizon, average MAE, timings (best in green)."""
-    table = Table(title=title or None, header_style="bold")
-    table.add_column("model", style="cyan", no_wrap=True)
-    for score in results[0].horizons:
-        table.add_column(f"{score.minutes:g} min\nMAE", justify="right")
-        table.add_column("\nRMSE", justify="right")
-    table.add_column("avg\nMAE", justify="right")
-    table.add_column("fit\ns", justify="right")
-    table.add_column("predict\ns", justify="right")
-    columns = [[r.horizons[i].metrics for r in results] for i in range(len(results[0].horizons))]
-    best = [(min(m["mae"] for m in c), min(m["rmse"] for m in c)) for c in columns]
-    for result in results:
-        cells = [result.model]
-        for (best_mae, best_rmse), score in zip(best, result.horizons, strict=True):
-            cells.append(_mark(score.metrics["mae"], best_mae))
-            cells.append(_mark(score.metrics["rmse"], best_rmse))
-        cells.append(f"{result.average['mae']:.3f}")
-        cells.append(f"{result.train_seconds:.2f}")
-        cells.append(f"{result.predict_seconds:.2f}")
-        table.add_row(*cells)
-    return table
-
-
-def _mark(value: float, best: float) -> str:
-    text = f"{value:.3f}"
-    return f"[bold green]{text}[/]" if value == best else text
-
-
 def horizon_table(result: EvaluationResult) -> Table:
     """One model: every metric at each horizon and on average."""
     table = Table(title=f"{result.model} on {result.dataset} ({result.unit or 'original unit'})")
     table.add_column("horizon", style="cyan")
     table.add_column("samples", justify="right")
-    names = ["mae", "rmse", "mape", "wmape", "accuracy"]
+    names = list(METRIC_NAMES)
     if result.plan.protocol == "tgcn":
         names.append("tgcn_accuracy")
     for name in names:

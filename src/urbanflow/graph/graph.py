@@ -96,13 +96,3 @@ class SensorGraph:
     def edge_index(self) -> np.ndarray:
         """``[2 e]`` int64 (source row, target row), the layout graph libraries use."""
         return np.stack([self.sources, self.targets])
-
-    def row_normalised(self) -> sparse.csr_matrix:
-        """Transition matrix ``D⁻¹ A`` without self loops, rows of isolated sensors left zero."""
-        matrix = self.to_scipy().tolil()
-        matrix.setdiag(0)
-        matrix = matrix.tocsr()
-        matrix.eliminate_zeros()
-        degree = np.asarray(matrix.sum(axis=1)).ravel()
-        scale = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
-        return sparse.diags(scale) @ matrix

@@ -34,13 +34,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from urbanflow.errors import ConfigError
-from urbanflow.models.network import NetworkSpec
+from urbanflow.models.networks import NetworkSpec
 
 CALENDAR_CHANNELS = 2  # time of day / steps_per_day, weekday / 7
 
 
 def chebyshev_terms(adjacency: torch.Tensor, x: torch.Tensor, order: int) -> torch.Tensor:
-    """``[T_0 x, …, T_{k-1} x]`` concatenated on the last axis: ``[n m f] -> [n m (k f)]``."""
+    """``[T_0 x, …, T_{k-1} x]`` concatenated on the last axis: ``[n m f] -> [n m (k f)]``.
+
+    Parameters
+    ----------
+    adjacency
+        ``[n n]`` dense adjacency ``A`` (row-stochastic).
+    x
+        ``[n m f]`` features, sensors first, ``m`` any flattened batch.
+    order
+        ``k``, number of terms ``T_0 x = x``, ``T_1 x = A x``, ``T_j x = 2A T_{j-1} x - T_{j-2} x``,
+        ≥ 1.
+    """
     terms = [x]
     for j in range(1, order):
         mixed = (adjacency @ terms[-1].reshape(x.shape[0], -1)).reshape(x.shape)
@@ -49,7 +60,19 @@ def chebyshev_terms(adjacency: torch.Tensor, x: torch.Tensor, order: int) -> tor
 
 
 class NodeAdaptivePool(nn.Module):
-    """A weight pool ``[d i o]`` from which each sensor's ``[i o]`` weight is generated."""
+    """A weight pool ``[d i o]`` from which each sensor's ``[i o]`` weight is generated.
+
+    Parameters
+    ----------
+    embed_dim
+        ``d``, width of the node embeddings the weights are generated from.
+    in_features
+        ``i``, input width of each generated weight.
+    out_features
+        ``o``, output width of each generated weight.
+    bias
+        Also generate a per-sensor bias from a ``[d o]`` pool.
+    """
 
     def __init__(self, embed_dim: int, in_features: int, out_features: int, bias: bool) -> None:
         super().__init__()
@@ -58,14 +81,32 @@ class NodeAdaptivePool(nn.Module):
         self.bias = nn.Parameter(torch.zeros(embed_dim, out_features)) if bias else None
 
     def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-sensor weights ``[n i o]`` and biases ``[n 1 o]`` (or None)."""
+        """Per-sensor weights ``[n i o]`` and biases ``[n 1 o]`` (or None).
+
+        Parameters
+        ----------
+        embedding
+            ``[n d]`` learned node embedding ``E``.
+        """
         weight = torch.einsum("nd,dio->nio", embedding, self.weight)
         bias = None if self.bias is None else (embedding @ self.bias)[:, None]
         return weight, bias
 
 
 class AdaptiveGRU(nn.Module):
-    """One recurrent layer over a window: ``[n b L f] -> [n b L hidden]``."""
+    """One recurrent layer over a window: ``[n b L f] -> [n b L hidden]``.
+
+    Parameters
+    ----------
+    in_features
+        ``f``, input features per sensor and step.
+    hidden
+        GRU state width.
+    embed_dim
+        ``d``, width of the node embeddings the weights are generated from.
+    cheb_k
+        Chebyshev terms of each graph convolution.
+    """
 
     def __init__(self, in_features: int, hidden: int, embed_dim: int, cheb_k: int) -> None:
         super().__init__()
@@ -79,6 +120,17 @@ class AdaptiveGRU(nn.Module):
     def forward(
         self, x: torch.Tensor, adjacency: torch.Tensor, embedding: torch.Tensor
     ) -> torch.Tensor:
+        """``[n b L hidden]`` state after each step, from a zero initial state.
+
+        Parameters
+        ----------
+        x
+            ``[n b L f]`` inputs, sensors first.
+        adjacency
+            ``[n n]`` dense adaptive adjacency ``A``.
+        embedding
+            ``[n d]`` learned node embedding ``E``.
+        """
         nodes, batch, steps, _ = x.shape
         weight, bias = self.input_pool(embedding)
         terms = chebyshev_terms(adjacency, x.reshape(nodes, batch * steps, -1), self.cheb_k)
@@ -105,12 +157,18 @@ class AGCRN(nn.Module):
     sensors, batch 32, 12 steps take about 0.7 s per forward and backward pass on one CPU
     core (0.4 s with ``hidden=24``).
 
-    Args:
-        spec: sensors, window length, horizon and slots per day (the graph is not used).
-        hidden: GRU state width.
-        embed_dim: width ``d`` of the node embeddings (adjacency and weight generation).
-        layers: stacked recurrent layers.
-        cheb_k: Chebyshev terms of the adaptive adjacency (2: ``[x, A x]``).
+    Parameters
+    ----------
+    spec
+        Sensors, window length, horizon and slots per day (the graph is not used).
+    hidden
+        GRU state width (default 32).
+    embed_dim
+        Width ``d`` of the node embeddings (adjacency and weight generation) (default 8).
+    layers
+        Stacked recurrent layers (default 2).
+    cheb_k
+        Chebyshev terms of the adaptive adjacency (default 2: ``[x, A x]``).
     """
 
     def __init__(
@@ -139,6 +197,18 @@ class AGCRN(nn.Module):
         return torch.softmax(F.relu(embedding @ embedding.T), dim=1)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+
+        Parameters
+        ----------
+        x
+            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
+            mask (1 = present).
+        tod
+            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
+        dow
+            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        """
         batch, steps, nodes, _ = x.shape
         calendar = torch.stack([tod.float() / self.steps_per_day, dow.float() / 7.0], dim=-1)
         calendar = calendar[None].expand(nodes, batch, steps, CALENDAR_CHANNELS)

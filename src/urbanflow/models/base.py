@@ -24,11 +24,18 @@ FitProgress = Callable[[int, int, str], None]
 
 
 class Forecaster:
-    """Base class: validates inputs and outputs; subclasses implement ``_fit``/``_predict``."""
+    """Base class: validates inputs and outputs; subclasses implement ``_fit``/``_predict``.
+
+    Parameters
+    ----------
+    input_len
+        ``L``, input steps each forecast is made from, ≥ 1 (default 12).
+    horizon
+        ``h``, steps forecast ahead of each sample time, ≥ 1 (default 12).
+    """
 
     name: ClassVar[str] = "forecaster"
     requires_graph: ClassVar[bool] = False
-    supports_intervals: ClassVar[bool] = False
 
     def __init__(self, input_len: int = 12, horizon: int = 12) -> None:
         if input_len < 1 or horizon < 1:
@@ -58,7 +65,26 @@ class Forecaster:
         validation: CityDataset | None = None,
         progress: FitProgress | None = None,
     ) -> Forecaster:
-        """Learn from ``dataset``; ``validation`` holds whole windows (inputs and targets)."""
+        """Learn from ``dataset``; ``validation`` holds whole windows (inputs and targets).
+
+        Parameters
+        ----------
+        dataset
+            The training part: every step may be learned from. It needs at least
+            ``input_len + 1`` steps.
+        validation
+            A later part with the same sensors, in the same order, whose windows (inputs and
+            targets) may steer training (early stopping, model selection); never test data.
+            ``None`` (default): no validation.
+        progress
+            Called as ``progress(done, total, status)`` while training, for a progress bar;
+            ``None`` (default): silent. Models without iterative training may never call it.
+
+        Returns
+        -------
+        Forecaster
+            ``self``, fitted (``sensor_ids_`` set).
+        """
         if dataset.num_steps < self.input_len + 1:
             raise DataError(
                 f"{self.name}: {dataset.num_steps} training steps are fewer than input length "
@@ -71,14 +97,26 @@ class Forecaster:
         return self
 
     def predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
-        """``[b h n]`` forecasts, ``b = len(times)``, ``h = self.horizon``."""
+        """``[b h n]`` forecasts, ``b = len(times)``, ``h = self.horizon``.
+
+        Parameters
+        ----------
+        dataset
+            The data to forecast from, with the fitted sensors in the fitted order (a
+            DataError otherwise); its readings before each sample time are the inputs.
+        times
+            ``[b]`` int sample times, step indices of ``dataset`` in
+            ``input_len … num_steps``: sample ``t`` forecasts steps ``t … t+h-1`` from the
+            inputs ``t-input_len … t-1`` (and the calendar), never a reading at or after ``t``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[b h n]`` float32 finite forecasts, in the unit of the readings' channel 0.
+        """
         if not self.is_fitted:
             raise NotFittedError(f"{self.name} is not fitted; call fit(dataset) before predict")
-        if dataset.sensors.ids != self.sensor_ids_:
-            raise DataError(
-                f"{self.name} was fitted on {len(self.sensor_ids_)} sensors but the dataset has "
-                f"{dataset.num_sensors} or a different order; forecast the dataset it was fitted on"
-            )
+        require_same_sensors(self.sensor_ids_, dataset, self.name)
         times = np.asarray(times, dtype=np.int64)
         if times.ndim != 1 or (
             times.size and (times.min() < self.input_len or times.max() > dataset.num_steps)
@@ -102,3 +140,26 @@ class Forecaster:
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def require_same_sensors(fitted: tuple[str, ...], dataset: CityDataset, model: str) -> None:
+    """A DataError unless ``dataset`` has the fitted sensors, in the fitted order.
+
+    Parameters
+    ----------
+    fitted
+        The sensor ids the model was fitted on, in order.
+    dataset
+        The data it is asked to forecast or be scored on.
+    model
+        What to call the model in the message (its name or bundle folder).
+    """
+    if dataset.sensors.ids == fitted:
+        return
+    missing = sorted(set(fitted) - set(dataset.sensors.ids))
+    detail = f"missing e.g. {', '.join(missing[:5])}" if missing else "in another order"
+    raise DataError(
+        f"{model}: the sensors differ from the model's: it was fitted on {len(fitted)}, "
+        f"{dataset.metadata.name} has {dataset.num_sensors} ({detail}); give the dataset the "
+        "model was fitted on"
+    )

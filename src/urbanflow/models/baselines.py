@@ -27,6 +27,7 @@ from urbanflow.data.windows import (
     target_steps,
 )
 from urbanflow.errors import ConfigError, DataError
+from urbanflow.graph.matrices import neighbour_average
 from urbanflow.models.base import FitProgress, Forecaster
 
 _CHUNK_ELEMENTS = 1 << 22  # ridge features built at most this many numbers at a time
@@ -39,6 +40,11 @@ def training_means(values: np.ndarray) -> np.ndarray:
     """``[t n] -> [n]`` mean of the present readings of each sensor.
 
     A sensor without any reading gets the overall mean (0 when nothing is present at all).
+
+    Parameters
+    ----------
+    values
+        ``[t n]`` training readings (channel 0), NaN where missing.
     """
     present = ~np.isnan(values)
     counts = present.sum(axis=0)
@@ -48,7 +54,15 @@ def training_means(values: np.ndarray) -> np.ndarray:
 
 
 def training_stds(values: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """``[t n] -> [n]`` standard deviation of the present readings; 1 where it is 0 or unknown."""
+    """``[t n] -> [n]`` standard deviation of the present readings; 1 where it is 0 or unknown.
+
+    Parameters
+    ----------
+    values
+        ``[t n]`` training readings (channel 0), NaN where missing.
+    means
+        ``[n]`` mean of each sensor, from ``training_means(values)``.
+    """
     present = ~np.isnan(values)
     counts = present.sum(axis=0)
     squares = np.where(present, (values - means) ** 2, 0.0).sum(axis=0, dtype=np.float64)
@@ -61,6 +75,15 @@ def last_present(values: np.ndarray, times: np.ndarray, input_len: int) -> np.nd
 
     Works in O(t·n) on the span the samples cover (a running index of the latest reading),
     never gathering the ``[b L n]`` windows.
+
+    Parameters
+    ----------
+    values
+        ``[t n]`` readings (channel 0), NaN where missing.
+    times
+        ``[b]`` int sample times: sample ``t``'s inputs end at ``t-1``.
+    input_len
+        ``L``, steps of the input window searched back from ``t-1``.
     """
     if times.size == 0:
         return np.empty((0, values.shape[1]))
@@ -79,6 +102,13 @@ def fill_windows(windows: np.ndarray, fallback: np.ndarray | float) -> np.ndarra
     """``[b l n]`` windows with each gap filled by the latest earlier reading of its window.
 
     Gaps before the window's first reading take ``fallback`` (``[n]`` or a scalar).
+
+    Parameters
+    ----------
+    windows
+        ``[b l n]`` input windows, NaN where a reading is missing.
+    fallback
+        Value for gaps before a window's first reading: ``[n]`` per sensor or a scalar.
     """
     positions = np.arange(windows.shape[1])[None, :, None]
     latest = np.maximum.accumulate(np.where(np.isnan(windows), -1, positions), axis=1)
@@ -87,7 +117,18 @@ def fill_windows(windows: np.ndarray, fallback: np.ndarray | float) -> np.ndarra
 
 
 def future_values(values: np.ndarray, times: np.ndarray, horizon: int) -> np.ndarray:
-    """``[b h n]`` readings ``values[t : t+H]``, NaN where a step lies beyond the end."""
+    """``[b h n]`` readings ``values[t : t+H]``, NaN where a step lies beyond the end.
+
+    Parameters
+    ----------
+    values
+        ``[t n]`` readings (channel 0), NaN where missing.
+    times
+        ``[b]`` int sample times: sample ``t``'s inputs end at ``t-1``. The targets are
+        ``t … t+H-1``.
+    horizon
+        ``H``, steps ahead gathered per sample.
+    """
     index = target_steps(times, horizon)  # [b h]
     inside = index < values.shape[0]
     gathered = values[np.minimum(index, values.shape[0] - 1)]
@@ -95,7 +136,17 @@ def future_values(values: np.ndarray, times: np.ndarray, horizon: int) -> np.nda
 
 
 def group_means(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
-    """``[t n] -> [count n]`` mean of the present readings per group; NaN for an empty group."""
+    """``[t n] -> [count n]`` mean of the present readings per group; NaN for an empty group.
+
+    Parameters
+    ----------
+    values
+        ``[t n]`` readings (channel 0), NaN where missing.
+    groups
+        ``[t]`` int group of each step, in ``0 … count-1`` (e.g. a time-of-day slot).
+    count
+        Number of groups; groups with no present reading get NaN.
+    """
     present = ~np.isnan(values)
     onehot = sparse.csr_matrix(
         (np.ones(groups.size), (groups, np.arange(groups.size))), shape=(count, groups.size)
@@ -179,6 +230,17 @@ class SeasonalNaive(Forecaster):
     ``season``: ``"day"`` or ``"week"``. Where that reading is missing, before the start, or
     not yet known at ``t`` (horizon longer than the period), the latest present reading of the
     input window is used, then the sensor's training mean.
+
+    Parameters
+    ----------
+    input_len
+        ``L``, input steps searched for the latest reading when the seasonal one is unusable
+        (default 12).
+    horizon
+        ``H``, steps forecast ahead (default 12).
+    season
+        ``"day"`` (default) or ``"week"``: how far back the repeated reading lies. The data's
+        frequency must divide a day.
     """
 
     name: ClassVar[str] = "seasonal-naive"
@@ -228,9 +290,20 @@ def ridge_features(
 ) -> np.ndarray:
     """``[b n f]`` features, ``f = 2L + 3``: own lags, neighbour-average lags, sin, cos, 1.
 
-    ``scaled``: ``[t n]`` standardised readings (NaN missing; gaps take the latest earlier
-    reading of the window, else 0, the training mean); ``transition``: ``[n n]`` row-normalised
-    adjacency; ``day_fraction``: ``[b]`` local time of day of each issue time ``t``, in days.
+    Parameters
+    ----------
+    scaled
+        ``[t n]`` standardised readings, NaN where missing; a gap takes the latest earlier
+        reading of its window, else 0 (the training mean).
+    times
+        ``[b]`` int issue times, indices into ``scaled``: sample ``t``'s lags are
+        ``t-L … t-1``.
+    input_len
+        ``L``, lags per sensor.
+    transition
+        ``[n n]`` row-normalised adjacency (sparse) that averages each sensor's neighbours.
+    day_fraction
+        ``[b]`` local time of day of each issue time ``t``, in days (``0 … 1``).
     """
     own = fill_windows(input_windows(scaled, times, input_len), 0.0)  # [b l n]
     b, lags, n = own.shape
@@ -248,14 +321,28 @@ def ridge_features(
 
 
 def by_group(rows: np.ndarray, per_sensor: bool) -> np.ndarray:
-    """``[b n f] -> [g r f]``: ``[n b f]`` per sensor, else one group ``[1 (b n) f]``."""
+    """``[b n f] -> [g r f]``: ``[n b f]`` per sensor, else one group ``[1 (b n) f]``.
+
+    Parameters
+    ----------
+    rows
+        ``[b n f]`` feature rows (or ``[b n h]`` targets).
+    per_sensor
+        ``True``: one group per sensor; ``False``: all rows in one group.
+    """
     if per_sensor:
         return rows.transpose(1, 0, 2)
     return rows.reshape(1, -1, rows.shape[-1])
 
 
 def padded_rows(flags: np.ndarray) -> np.ndarray:
-    """``[g r] -> [g k]`` indices of the flagged rows of each group, padded with ``r``."""
+    """``[g r] -> [g k]`` indices of the flagged rows of each group, padded with ``r``.
+
+    Parameters
+    ----------
+    flags
+        ``[g r]`` bool, the rows to pick in each group.
+    """
     group, row = np.nonzero(flags)
     counts = flags.sum(axis=1)
     starts = np.cumsum(counts) - counts
@@ -269,9 +356,20 @@ def accumulate_normal_equations(
 ) -> None:
     """Add ``XᵀX`` to ``gram: [g h f f]`` and ``Xᵀy`` to ``moment: [g f h]`` in place.
 
-    ``x: [g r f]``, ``y: [g r h]``; a row with a missing target is left out of that step:
-    the full product is added to every step and the rows of its missing targets taken back
-    out, so the cost grows with the missing targets rather than with ``h`` full products.
+    A row with a missing target is left out of that step: the full product is added to every
+    step and the rows of its missing targets taken back out, so the cost grows with the
+    missing targets rather than with ``h`` full products.
+
+    Parameters
+    ----------
+    gram
+        ``[g h f f]`` float64 running ``XᵀX`` per group and step ahead, updated in place.
+    moment
+        ``[g f h]`` float64 running ``Xᵀy``, updated in place.
+    x
+        ``[g r f]`` feature rows of this chunk, grouped by ``by_group``.
+    y
+        ``[g r h]`` standardised targets of those rows, NaN where missing.
     """
     present = ~np.isnan(y)
     x_t = x.transpose(0, 2, 1)
@@ -287,7 +385,17 @@ def accumulate_normal_equations(
 
 
 def solve_ridge(gram: np.ndarray, moment: np.ndarray, alpha: float) -> np.ndarray:
-    """``[g f h]`` weights solving ``(XᵀX + αI) w = Xᵀy`` for each group and step."""
+    """``[g f h]`` weights solving ``(XᵀX + αI) w = Xᵀy`` for each group and step.
+
+    Parameters
+    ----------
+    gram
+        ``[g h f f]`` accumulated ``XᵀX`` per group and step ahead.
+    moment
+        ``[g f h]`` accumulated ``Xᵀy``.
+    alpha
+        L2 penalty ``α`` ≥ 0; at 0 a singular system is solved by least squares.
+    """
     system = gram + alpha * np.eye(gram.shape[-1])
     rhs = moment.transpose(0, 2, 1)[..., None]  # [g h f 1]
     try:
@@ -304,6 +412,19 @@ class Ridge(Forecaster):
     standardised target ``t+k`` from features ``[own L lags, neighbour-average L lags,
     sin/cos of the time of day of t, 1]``. ``per_sensor=False`` shares one ``[f h]`` weight
     matrix across sensors; ``True`` fits one per sensor (``weights_: [n f h]``).
+
+    Parameters
+    ----------
+    input_len
+        ``L``, lags of the sensor and of its neighbour average used as features (default 12).
+    horizon
+        ``H``, steps forecast ahead, each with its own weights (default 12).
+    alpha
+        L2 penalty of the ridge fit on standardised readings, a finite number ≥ 0 (default 1.0).
+        Larger values shrink the weights toward zero.
+    per_sensor
+        ``False`` (default): one weight matrix shared by every sensor; ``True``: one per sensor,
+        ``n`` times the parameters and each fitted on that sensor's rows only.
     """
 
     name: ClassVar[str] = "ridge"
@@ -343,7 +464,7 @@ class Ridge(Forecaster):
         self.mean_ = training_means(values)
         self.std_ = training_stds(values, self.mean_)
         scaled = (values - self.mean_) / self.std_
-        transition = dataset.graph.row_normalised()
+        transition = neighbour_average(dataset.graph)
         features = 2 * self.input_len + 3
         groups = dataset.num_sensors if self.per_sensor else 1
         gram = np.zeros((groups, self.horizon, features, features))
@@ -365,7 +486,7 @@ class Ridge(Forecaster):
             return forecast
         start, stop = input_span(times, self.input_len)
         scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
-        transition = dataset.graph.row_normalised()
+        transition = neighbour_average(dataset.graph)
         first = 0
         for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
             x = ridge_features(

@@ -36,20 +36,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from urbanflow.errors import ConfigError
-from urbanflow.models.network import NetworkSpec, random_walk_matrices
+from urbanflow.graph.matrices import transition_matrices
+from urbanflow.graph.operators import mix_sensors, to_torch_sparse
+from urbanflow.models.networks import NetworkSpec
 
 CALENDAR_CHANNELS = 2  # time of day / steps_per_day, weekday / 7
 
 
-def mix_sensors(operator: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``operator @ x`` along the sensor axis of ``x: [n b t f]``; ``operator``: ``[n n]``."""
-    flat = x.reshape(x.shape[0], -1)  # sensors first: one matrix product, no transposes
-    mixed = torch.sparse.mm(operator, flat) if operator.is_sparse else operator @ flat
-    return mixed.reshape(x.shape)
-
-
 class DiffusionConv(nn.Module):
-    """``[n b t f] -> [n b t f]``: ``W [x, P x, P² x, …]`` over every operator ``P``."""
+    """``[n b t f] -> [n b t f]``: ``W [x, P x, P² x, …]`` over every operator ``P``.
+
+    Parameters
+    ----------
+    channels
+        ``f``, feature channels in and out.
+    operators
+        Number of sensor-mixing operators ``P`` it will be given (2, or 3 with the adaptive
+        adjacency).
+    steps
+        Powers ``P, P², …`` of each operator concatenated before the linear map.
+    dropout
+        Dropout probability on the output, while training.
+    """
 
     def __init__(self, channels: int, operators: int, steps: int, dropout: float) -> None:
         super().__init__()
@@ -58,6 +66,16 @@ class DiffusionConv(nn.Module):
         self.mlp = nn.Linear(channels * (1 + operators * steps), channels)
 
     def forward(self, x: torch.Tensor, operators: list[torch.Tensor]) -> torch.Tensor:
+        """``[n b t f] -> [n b t f]`` diffused and mixed features.
+
+        Parameters
+        ----------
+        x
+            ``[n b t f]`` features, sensors first.
+        operators
+            The ``[n n]`` sensor-mixing matrices (sparse transition matrices, dense adaptive
+            adjacency), as many as built for.
+        """
         terms = [x]
         for operator in operators:
             diffused = x
@@ -69,7 +87,22 @@ class DiffusionConv(nn.Module):
 
 
 class GatedLayer(nn.Module):
-    """One layer: ``[n b t f] -> ([n b t' f], skip [n b t' s])`` with ``t' = t - d·(k-1)``."""
+    """One layer: ``[n b t f] -> ([n b t' f], skip [n b t' s])`` with ``t' = t - d·(k-1)``.
+
+    Parameters
+    ----------
+    channels
+        ``f``, residual channels in and out.
+    skip_channels
+        ``s``, channels of the skip branch.
+    kernel_size
+        ``k``, taps of the dilated temporal convolution.
+    dilation
+        ``d``, steps between taps.
+    diffusion
+        The graph convolution applied after the gate, followed by the residual and batch norm;
+        ``None`` for the last layer, which returns its gated output unmixed.
+    """
 
     def __init__(
         self,
@@ -91,6 +124,15 @@ class GatedLayer(nn.Module):
     def forward(
         self, x: torch.Tensor, operators: list[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gated output and skip branch, both ``t' = t - d·(k-1)`` steps long.
+
+        Parameters
+        ----------
+        x
+            ``[n b t f]`` features, sensors first.
+        operators
+            The ``[n n]`` sensor-mixing matrices passed to the diffusion convolution.
+        """
         steps = x.shape[2] - self.dilation * (self.kernel_size - 1)
         taps = [
             x[:, :, j * self.dilation : j * self.dilation + steps] for j in range(self.kernel_size)
@@ -111,19 +153,34 @@ class GraphWaveNet(nn.Module):
     used 256 skip and 512 end channels); 207 sensors, batch 32, 12 steps take about 0.8 s
     (channels=16) or 1.7 s (channels=32) per forward and backward pass on one CPU core.
 
-    Args:
-        spec: sensors, window length, horizon, slots per day and the graph (its forward and
-            backward random-walk matrices are the fixed diffusion operators).
-        channels: residual (and diffusion) channels.
-        skip_channels: channels of the skip branches summed into the output.
-        end_channels: hidden channels of the output head.
-        blocks: repeats of the dilation pattern ``1, 2, …, 2^(layers-1)``.
-        layers: gated layers per block.
-        kernel_size: temporal kernel width ``k``.
-        diffusion_steps: powers of each operator used in a graph convolution.
-        adaptive: learn the dense adaptive adjacency (O(n²) memory; off for large graphs).
-        embed_dim: width of the two node embeddings of the adaptive adjacency.
-        dropout: dropout after each graph convolution.
+    Parameters
+    ----------
+    spec
+        Sensors, window length, horizon, slots per day and the graph (its forward and backward
+        random-walk matrices are the fixed diffusion operators).
+    channels
+        Residual (and diffusion) channels (default 16).
+    skip_channels
+        Channels of the skip branches summed into the output (default 64).
+    end_channels
+        Hidden channels of the output head (default 128).
+    blocks
+        Repeats of the dilation pattern ``1, 2, …, 2^(layers-1)`` (default 4).
+    layers
+        Gated layers per block (default 2).
+    kernel_size
+        Temporal kernel width ``k`` (default 2); with ``blocks`` and ``layers`` it sets the
+        receptive field ``1 + blocks · (k-1) · (2^layers - 1)`` steps.
+    diffusion_steps
+        Powers ``P, P², …`` of each operator used in a graph convolution (default 2).
+    adaptive
+        Learn the dense adaptive adjacency (default True); it costs O(n²) memory, so turn it off
+        for graphs of more than a few thousand sensors.
+    embed_dim
+        Width of the two node embeddings ``E1: [n e]``, ``E2: [e n]`` of the adaptive adjacency
+        (default 10; unused when ``adaptive`` is off).
+    dropout
+        Dropout after each graph convolution (default 0.3).
     """
 
     def __init__(
@@ -147,7 +204,9 @@ class GraphWaveNet(nn.Module):
                 f"{kernel_size}"
             )
         self.steps_per_day = spec.steps_per_day
-        forward_walk, backward_walk = random_walk_matrices(spec.require_graph())
+        forward_walk, backward_walk = map(
+            to_torch_sparse, transition_matrices(spec.require_graph())
+        )
         # rebuilt from the graph on load, never saved: safetensors holds dense tensors only
         self.register_buffer("forward_walk", forward_walk, persistent=False)
         self.register_buffer("backward_walk", backward_walk, persistent=False)
@@ -172,6 +231,8 @@ class GraphWaveNet(nn.Module):
         )
 
     def operators(self) -> list[torch.Tensor]:
+        """Forward and backward transition matrices (sparse ``[n n]``), then the adaptive
+        adjacency ``softmax(relu(E1 E2))`` (dense ``[n n]``) when it is learned."""
         result = [self.forward_walk, self.backward_walk]
         if self.adaptive:
             scores = F.relu(self.source_embedding @ self.target_embedding)
@@ -179,6 +240,18 @@ class GraphWaveNet(nn.Module):
         return result
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+
+        Parameters
+        ----------
+        x
+            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
+            mask (1 = present).
+        tod
+            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
+        dow
+            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        """
         batch, steps, nodes, _ = x.shape
         calendar = torch.stack([tod.float() / self.steps_per_day, dow.float() / 7.0], dim=-1)
         calendar = calendar[None].expand(nodes, batch, steps, CALENDAR_CHANNELS)

@@ -13,8 +13,7 @@ from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import sample_times
 from urbanflow.errors import ConfigError
 from urbanflow.models.base import FitProgress, Forecaster
-from urbanflow.models.network import NetworkSpec, parameter_count
-from urbanflow.models.networks import build_network
+from urbanflow.models.networks import NetworkSpec, build_network, parameter_count
 from urbanflow.training.engine import (
     EpochReport,
     TrainingOptions,
@@ -29,24 +28,77 @@ INNER_VALIDATION = 0.1  # share of training samples held out when no validation 
 
 
 class Ensemble(nn.Module):
-    """Networks whose ``[b H n]`` forecasts are averaged."""
+    """Networks whose ``[b H n]`` forecasts are averaged.
+
+    Parameters
+    ----------
+    members
+        Networks built for the same ``NetworkSpec`` (one or more), each called as
+        ``network(x, tod, dow)``.
+    """
 
     def __init__(self, members: list[nn.Module]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        """``[b H n]`` mean of the members' z-scored forecasts.
+
+        Parameters
+        ----------
+        x
+            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1
+            the mask (1 = present).
+        tod
+            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
+        dow
+            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        """
         return torch.stack([member(x, tod, dow) for member in self.members]).mean(dim=0)
 
 
 class NeuralForecaster(Forecaster):
     """A network trained with masked MAE, early-stopped on validation MAE.
 
-    Hyperparameters: ``network`` (a name in ``urbanflow.models.networks.NETWORKS``),
-    ``network_options`` (that network's keyword arguments) and the training options
-    (``max_epochs``, ``time_budget_min``, ``batch_size``, ``learning_rate``, ``weight_decay``,
-    ``patience``, ``loss``, ``seed``) and ``ensemble``: the number of networks, trained with
-    seeds ``seed·ensemble + 0, 1, …``, whose forecasts are averaged.
+    Training (``urbanflow.training.engine``): AdamW with a one-cycle cosine schedule, gradient
+    clipping, a loss over present targets only, and the weights of the best validation epoch
+    restored at the end. Without a validation part the last 10 % of the training samples are
+    held out (with a gap of ``horizon`` steps) for early stopping.
+
+    Parameters
+    ----------
+    input_len
+        ``L``, input steps per sample (default 12).
+    horizon
+        ``H``, steps forecast ahead (default 12).
+    network
+        Name of the network in ``urbanflow.models.networks.NETWORKS`` (default ``"stid"``):
+        ``stid``, ``staeformer``, ``gwnet``, ``agcrn``, ``stgcn`` or ``tgcn``.
+    network_options
+        That network's keyword hyperparameters (see its class); ``None`` (default): its
+        defaults. An option it does not take is a ConfigError.
+    max_epochs
+        Most passes over the training samples (default 100); also the length of the
+        learning-rate schedule.
+    time_budget_min
+        Wall-clock limit of the whole fit in minutes, shared equally by the ensemble's networks;
+        training stops before an epoch that would overrun it. ``None`` (default): no limit.
+    batch_size
+        Samples per optimiser step (default 32).
+    learning_rate
+        Peak learning rate of the one-cycle schedule (default 2e-3).
+    weight_decay
+        AdamW decoupled weight decay (default 1e-4).
+    patience
+        Epochs without a better validation MAE before training stops early (default 15).
+    loss
+        Training loss on z-scored errors over present targets: ``"mae"`` (default) or
+        ``"huber"``.
+    seed
+        Seed of weight initialisation and sample order (default 0); network ``m`` of the
+        ensemble uses ``seed·ensemble + m``, so different seeds never share a network.
+    ensemble
+        Number of networks trained (≥ 1, default 1) whose forecasts are averaged.
     """
 
     name: ClassVar[str] = "neural"
@@ -82,6 +134,14 @@ class NeuralForecaster(Forecaster):
         self.ensemble = ensemble
 
     def training_options(self, member: int = 0) -> TrainingOptions:
+        """The engine's options for one network of the ensemble.
+
+        Parameters
+        ----------
+        member
+            Index of the network in the ensemble, ``0 … ensemble-1`` (default 0); it sets the
+            seed, and each network gets ``time_budget_min / ensemble`` minutes.
+        """
         return TrainingOptions(
             max_epochs=self.max_epochs,
             time_budget_min=None  # the budget is for the whole ensemble
@@ -96,11 +156,27 @@ class NeuralForecaster(Forecaster):
         )
 
     def member_seed(self, member: int) -> int:
-        """Seeds ``seed·ensemble + member``: two seeds of an ensemble share no network."""
+        """Seeds ``seed·ensemble + member``: two seeds of an ensemble share no network.
+
+        Parameters
+        ----------
+        member
+            Index of the network in the ensemble, ``0 … ensemble-1``.
+        """
         return self.seed * self.ensemble + member
 
     def build(self, spec: NetworkSpec, scaler: Scaler, device: torch.device) -> None:
-        """Create the (untrained) networks for ``spec``: used by fit and by bundle loading."""
+        """Create the (untrained) networks for ``spec``: used by fit and by bundle loading.
+
+        Parameters
+        ----------
+        spec
+            Shapes and graph the networks are built for.
+        scaler
+            Z-score of the target channel (training mean and std), kept as ``scaler_``.
+        device
+            Torch device the networks are moved to (``choose_device()``: CUDA when present).
+        """
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be at least 1, got {self.ensemble}")
         self.spec_ = spec

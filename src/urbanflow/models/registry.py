@@ -1,9 +1,10 @@
 """The model registry: every name the CLI, the API and the benchmark can ask for.
 
 ``MODELS`` is a plain table ``name -> ModelEntry``: where the class lives (``"module:Class"``,
-imported only when the model is made, so optional dependencies load lazily) and the preset
+imported only when the model is made, so torch loads only for neural models) and the preset
 hyperparameters that distinguish a variant (``ridge-per-sensor`` is ``ridge`` with
-``per_sensor=True``). A neural model is added with one row, naming the extra it needs.
+``per_sensor=True``). Every network of ``urbanflow.models.networks.NETWORKS`` is a model of
+the same name; a new network needs no row here.
 """
 
 from __future__ import annotations
@@ -17,32 +18,36 @@ from types import MappingProxyType
 
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.models.base import Forecaster
+from urbanflow.models.networks import NETWORKS
 
 _BASELINES = "urbanflow.models.baselines"
-_NEURAL = "urbanflow.models.neural"
+_NEURAL = "urbanflow.models.neural:NeuralForecaster"
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """Where a model's class lives and the hyperparameters its registry name presets."""
+    """Where a model's class lives and the hyperparameters its registry name presets.
 
-    target: str  # "package.module:ClassName"
+    Parameters
+    ----------
+    target
+        ``"package.module:ClassName"``.
+    presets
+        Hyperparameters the name sets; a caller's own hyperparameters override them.
+    """
+
+    target: str
     presets: Mapping[str, object] = field(default_factory=dict)
-    extra: str | None = None  # the pip extra its imports need, if any
 
     def load(self) -> type[Forecaster]:
         """Import and return the class (the import happens here, not when listing names)."""
         module_name, _, class_name = self.target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if self.extra is None:
-                raise
-            raise ConfigError(
-                f"model class {self.target} needs the optional dependency {error.name!r}; "
-                f"install it with `pip install 'urbanflow[{self.extra}]'`"
-            ) from error
-        return getattr(module, class_name)
+        return getattr(importlib.import_module(module_name), class_name)
+
+    @property
+    def is_neural(self) -> bool:
+        """Whether the model is a trained network (it has weights to bundle)."""
+        return self.target == _NEURAL
 
 
 MODELS: Mapping[str, ModelEntry] = MappingProxyType(
@@ -53,15 +58,12 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType(
         "seasonal-naive-week": ModelEntry(f"{_BASELINES}:SeasonalNaive", {"season": "week"}),
         "ridge": ModelEntry(f"{_BASELINES}:Ridge"),
         "ridge-per-sensor": ModelEntry(f"{_BASELINES}:Ridge", {"per_sensor": True}),
-        **{
-            name: ModelEntry(f"{_NEURAL}:NeuralForecaster", {"network": name})
-            for name in ("stid", "staeformer", "gwnet", "agcrn", "stgcn", "tgcn")
-        },
+        **{name: ModelEntry(_NEURAL, {"network": name}) for name in NETWORKS},
         # urbanflow's strongest model on Los-loop: STID that also reads its graph neighbours'
         # windows, with a linear highway and no weekday embedding (one week of data leaves
         # test weekdays unseen), averaged over three seeds (docs/models.md).
         "stid-graph": ModelEntry(
-            f"{_NEURAL}:NeuralForecaster",
+            _NEURAL,
             {
                 "network": "stid",
                 "network_options": {"neighbours": True, "highway": True, "dow_dim": 0},
@@ -78,17 +80,37 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
-def baseline_names() -> list[str]:
-    """The rule and linear models: fast, no training loop, no weights to bundle."""
-    return [name for name in model_names() if MODELS[name].target.startswith(_BASELINES)]
-
-
 def neural_names() -> list[str]:
-    return [name for name in model_names() if MODELS[name].target.startswith(_NEURAL)]
+    """The registered names of trained networks, sorted."""
+    return [name for name in model_names() if MODELS[name].is_neural]
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry row of ``name``; an unknown name lists the valid ones.
+
+    Parameters
+    ----------
+    name
+        A registered model name (``urbanflow models``).
+    """
+    entry = MODELS.get(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownNameError(
+            f"unknown model {name!r}; choose one of: {', '.join(model_names())}{hint}"
+        )
+    return entry
 
 
 def hyperparameter_names(model_class: type[Forecaster]) -> list[str]:
-    """Keyword hyperparameters a model class takes besides ``input_len`` and ``horizon``."""
+    """Keyword hyperparameters a model class takes besides ``input_len`` and ``horizon``.
+
+    Parameters
+    ----------
+    model_class
+        A forecaster class.
+    """
     parameters = inspect.signature(model_class.__init__).parameters
     return [
         name
@@ -101,14 +123,20 @@ def hyperparameter_names(model_class: type[Forecaster]) -> list[str]:
 def make_model(
     name: str, *, input_len: int = 12, horizon: int = 12, **hyperparameters: object
 ) -> Forecaster:
-    """An unfitted model by registry name; ``hyperparameters`` override the name's presets."""
-    entry = MODELS.get(name)
-    if entry is None:
-        close = difflib.get_close_matches(name, MODELS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(
-            f"unknown model {name!r}; choose one of: {', '.join(model_names())}{hint}"
-        )
+    """An unfitted model by registry name; ``hyperparameters`` override the name's presets.
+
+    Parameters
+    ----------
+    name
+        A registered model name (``urbanflow models``).
+    input_len
+        ``L``, input steps per sample.
+    horizon
+        ``H``, steps forecast per sample.
+    hyperparameters
+        Keyword hyperparameters of the model's class; an unknown one is a ConfigError.
+    """
+    entry = model_entry(name)
     model_class = entry.load()
     valid = hyperparameter_names(model_class)
     unknown = sorted(set(hyperparameters) - set(valid))

@@ -24,11 +24,23 @@ import torch
 from torch import nn
 
 from urbanflow.errors import ConfigError
-from urbanflow.models.network import NetworkSpec
+from urbanflow.models.networks import NetworkSpec
 
 
 class TransformerLayer(nn.Module):
-    """Post-norm self-attention and feed-forward over the sequence axis of ``[B s d]``."""
+    """Post-norm self-attention and feed-forward over the sequence axis of ``[B s d]``.
+
+    Parameters
+    ----------
+    dim
+        ``d``, token width.
+    heads
+        Attention heads; must divide ``dim``.
+    feed_forward
+        Hidden width of the feed-forward block.
+    dropout
+        Dropout probability after attention and after the feed-forward block.
+    """
 
     def __init__(self, dim: int, heads: int, feed_forward: int, dropout: float) -> None:
         super().__init__()
@@ -41,13 +53,31 @@ class TransformerLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B s d] -> [B s d]``: every token attends to the ``s`` tokens of its sequence.
+
+        Parameters
+        ----------
+        x
+            ``[B s d]`` tokens, ``B`` sequences of ``s`` tokens.
+        """
         attended, _ = self.attention(x, x, x, need_weights=False)
         x = self.norm_attention(x + self.dropout(attended))
         return self.norm_feed_forward(x + self.dropout(self.feed_forward(x)))
 
 
 def along(layer: TransformerLayer, x: torch.Tensor, axis: int) -> torch.Tensor:
-    """Apply ``layer`` along ``axis`` (1 = steps, 2 = sensors) of ``x: [b L n d]``."""
+    """Apply ``layer`` along ``axis`` (1 = steps, 2 = sensors) of ``x: [b L n d]``.
+
+    Parameters
+    ----------
+    layer
+        The transformer layer to apply.
+    x
+        ``[b L n d]`` tokens.
+    axis
+        The sequence axis: 1 attends along the steps of each sensor, 2 across the sensors of each
+        step.
+    """
     moved = x.movedim(axis, 2)  # [b other seq d]
     batch, other, length, dim = moved.shape
     out = layer(moved.reshape(batch * other, length, dim))
@@ -57,16 +87,28 @@ def along(layer: TransformerLayer, x: torch.Tensor, axis: int) -> torch.Tensor:
 class STAEformer(nn.Module):
     """Spatio-temporal adaptive embedding transformer; see the module docstring.
 
-    Args:
-        spec: sensors, window length, horizon and slots per day.
-        input_dim: width of the linear projection of each token's channels.
-        tod_dim: width of the time-of-day embedding (``spec.steps_per_day`` slots).
-        dow_dim: width of the day-of-week embedding (7 days).
-        adaptive_dim: width of the learned ``[L n adaptive_dim]`` embedding.
-        heads: attention heads; must divide the token width ``d``.
-        num_layers: temporal layers, and as many spatial layers after them.
-        feed_forward: hidden width of each layer's feed-forward block.
-        dropout: dropout after attention and after the feed-forward block.
+    Parameters
+    ----------
+    spec
+        Sensors, window length, horizon and slots per day.
+    input_dim
+        Width of the linear projection of each token's channels (default 16).
+    tod_dim
+        Width of the time-of-day embedding over ``spec.steps_per_day`` slots (default 16).
+    dow_dim
+        Width of the day-of-week embedding over 7 days (default 16).
+    adaptive_dim
+        Width of the learned ``[L n adaptive_dim]`` spatio-temporal embedding (default 48); it
+        ties the network to its window length and sensor set.
+    heads
+        Attention heads (default 4); must divide the token width
+        ``d = input_dim + tod_dim + dow_dim + adaptive_dim``.
+    num_layers
+        Temporal layers, and as many spatial layers after them (default 2).
+    feed_forward
+        Hidden width of each layer's feed-forward block (default 128).
+    dropout
+        Dropout after attention and after the feed-forward block (default 0.1).
     """
 
     def __init__(
@@ -103,7 +145,18 @@ class STAEformer(nn.Module):
         self.output_proj = nn.Linear(spec.input_len * dim, spec.horizon)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``."""
+        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+
+        Parameters
+        ----------
+        x
+            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
+            mask (1 = present).
+        tod
+            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
+        dow
+            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        """
         batch, _, sensors, _ = x.shape
         calendar = torch.cat([self.tod(tod), self.dow(dow)], dim=-1)  # [b L (tod+dow)]
         tokens = torch.cat(

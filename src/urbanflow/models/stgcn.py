@@ -24,13 +24,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from urbanflow.errors import ConfigError
-from urbanflow.models.network import NetworkSpec, scaled_laplacian, sparse_mix
+from urbanflow.graph.matrices import scaled_laplacian
+from urbanflow.graph.operators import mix_sensors, to_torch_sparse
+from urbanflow.models.networks import NetworkSpec
 
 CALENDAR_CHANNELS = 2  # tod/steps_per_day, dow/7
 
 
 class Align(nn.Module):
-    """Match the channel count of ``[... f]`` for a residual: pad zeros or project down."""
+    """Match the channel count of ``[... f]`` for a residual: pad zeros or project down.
+
+    Parameters
+    ----------
+    c_in
+        Channels ``f`` of the input.
+    c_out
+        Channels wanted: more than ``c_in`` pads zeros, fewer projects with a linear map.
+    """
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
@@ -38,13 +48,30 @@ class Align(nn.Module):
         self.project = nn.Linear(c_in, c_out) if c_in > c_out else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[... c_in] -> [... c_out]``.
+
+        Parameters
+        ----------
+        x
+            ``[... c_in]`` features, channels last.
+        """
         if self.project is not None:
             return self.project(x)
         return F.pad(x, (0, self.c_out - self.c_in))
 
 
 class GatedTemporalConv(nn.Module):
-    """``[b t n f]`` → ``[b t-k+1 n g]``: ``(P + residual) ⊙ σ(Q)`` with ``[P Q] = conv(x)``."""
+    """``[b t n f]`` → ``[b t-k+1 n g]``: ``(P + residual) ⊙ σ(Q)`` with ``[P Q] = conv(x)``.
+
+    Parameters
+    ----------
+    c_in
+        ``f``, input channels.
+    c_out
+        ``g``, output channels.
+    kernel
+        ``k``, steps per convolution window; the output is ``k - 1`` steps shorter.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
         super().__init__()
@@ -53,13 +80,31 @@ class GatedTemporalConv(nn.Module):
         self.align = Align(c_in, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[b t n f] -> [b t-k+1 n g]``, the GLU of a causal convolution along time.
+
+        Parameters
+        ----------
+        x
+            ``[b t n f]`` features, channels last.
+        """
         p, q = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).chunk(2, dim=-1)
         residual = self.align(x[:, self.kernel - 1 :])
         return (p + residual) * torch.sigmoid(q)
 
 
 class ChebGraphConv(nn.Module):
-    """``[b t n f]`` → ``[b t n g]``: ``ReLU(Σ_k T_k(L̃) x Θ_k + residual)``."""
+    """``[b t n f]`` → ``[b t n g]``: ``ReLU(Σ_k T_k(L̃) x Θ_k + residual)``.
+
+    Parameters
+    ----------
+    c_in
+        ``f``, input channels.
+    c_out
+        ``g``, output channels.
+    order
+        ``K``, Chebyshev terms ``T_0 … T_{K-1}`` of the scaled Laplacian, ≥ 1 (1: no mixing across
+        sensors).
+    """
 
     def __init__(self, c_in: int, c_out: int, order: int) -> None:
         super().__init__()
@@ -68,19 +113,44 @@ class ChebGraphConv(nn.Module):
         self.align = Align(c_in, c_out)
 
     def forward(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
+        """``[b t n f] -> [b t n g]``.
+
+        Parameters
+        ----------
+        x
+            ``[b t n f]`` features, channels last.
+        laplacian
+            ``[n n]`` sparse scaled Laplacian ``L̃ = 2L/λmax - I``.
+        """
         b, t, n, f = x.shape
         flat = x.reshape(b * t, n, f)
         terms = [flat]
         if self.order > 1:
-            terms.append(sparse_mix(laplacian, flat))
+            terms.append(mix_sensors(laplacian, flat, dim=1))
         for _ in range(2, self.order):
-            terms.append(2 * sparse_mix(laplacian, terms[-1]) - terms[-2])
+            terms.append(2 * mix_sensors(laplacian, terms[-1], dim=1) - terms[-2])
         mixed = self.theta(torch.cat(terms, dim=-1)).reshape(b, t, n, -1)
         return torch.relu(mixed + self.align(x))
 
 
 class STConvBlock(nn.Module):
-    """Temporal GLU → Chebyshev graph conv → temporal GLU → layer norm → dropout."""
+    """Temporal GLU → Chebyshev graph conv → temporal GLU → layer norm → dropout.
+
+    Parameters
+    ----------
+    c_in
+        Channels of the block's input.
+    channels
+        ``(temporal, spatial, temporal)`` output channels of its three convolutions.
+    num_sensors
+        ``n``: layer norm normalises over sensors and channels.
+    order
+        Chebyshev terms of the graph convolution.
+    kernel
+        ``k`` of both temporal convolutions; the block shortens time by ``2(k - 1)``.
+    dropout
+        Dropout probability at the end of the block.
+    """
 
     def __init__(
         self,
@@ -100,12 +170,38 @@ class STConvBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
+        """``[b t n c_in] -> [b t-2(k-1) n channels[2]]``.
+
+        Parameters
+        ----------
+        x
+            ``[b t n c_in]`` features, channels last.
+        laplacian
+            ``[n n]`` sparse scaled Laplacian.
+        """
         x = self.temporal_out(self.spatial(self.temporal_in(x), laplacian))
         return self.dropout(self.norm(x))
 
 
 class STGCN(nn.Module):
-    """Two ST-Conv blocks and an output layer; see the module docstring."""
+    """Two ST-Conv blocks and an output layer; see the module docstring.
+
+    Parameters
+    ----------
+    spec
+        Sensors, window length, horizon, slots per day and the graph (its scaled Laplacian is the
+        graph operator).
+    channels
+        ``(temporal, spatial, temporal)`` channels of each ST-Conv block (default ``(64, 16, 64)``,
+        the paper's).
+    cheb_order
+        ``K``, Chebyshev terms of the graph convolutions (default 3).
+    kernel
+        ``k``, width of every temporal convolution (default 3); windows shorter than
+        ``4(k - 1) + 1`` steps are left-padded with missing steps.
+    dropout
+        Dropout probability after each block (default 0.3).
+    """
 
     def __init__(
         self,
@@ -132,7 +228,9 @@ class STGCN(nn.Module):
         remaining = self.steps - 4 * (kernel - 1)
         self.steps_per_day = spec.steps_per_day
         n = spec.num_sensors
-        self.register_buffer("laplacian", scaled_laplacian(spec.require_graph()), persistent=False)
+        self.register_buffer(
+            "laplacian", to_torch_sparse(scaled_laplacian(spec.require_graph())), persistent=False
+        )
         c_in = spec.in_channels + CALENDAR_CHANNELS
         self.blocks = nn.ModuleList(
             [
@@ -147,6 +245,18 @@ class STGCN(nn.Module):
         self.out_head = nn.Linear(width, spec.horizon)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+
+        Parameters
+        ----------
+        x
+            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
+            mask (1 = present).
+        tod
+            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
+        dow
+            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        """
         pad = self.steps - x.shape[1]
         if pad > 0:
             x = nn.functional.pad(x, (0, 0, 0, 0, pad, 0))

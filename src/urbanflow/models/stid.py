@@ -21,11 +21,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from urbanflow.models.network import NetworkSpec, random_walk_matrices, sparse_mix
+from urbanflow.graph.matrices import transition_matrices
+from urbanflow.graph.operators import mix_sensors, to_torch_sparse
+from urbanflow.models.networks import NetworkSpec
 
 
 class ResidualMLP(nn.Module):
-    """``[... h] -> [... h]``: ``x + W2 dropout(relu(W1 x))``."""
+    """``[... h] -> [... h]``: ``x + W2 dropout(relu(W1 x))``.
+
+    Parameters
+    ----------
+    hidden
+        ``h``, width of the input, the inner layer and the output.
+    dropout
+        Dropout probability after the inner ReLU.
+    """
 
     def __init__(self, hidden: int, dropout: float) -> None:
         super().__init__()
@@ -37,28 +47,45 @@ class ResidualMLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[... h]``: ``x`` plus the two-layer MLP of ``x``.
+
+        Parameters
+        ----------
+        x
+            ``[... h]`` features, any leading shape.
+        """
         return x + self.body(x)
 
 
 class STID(nn.Module):
     """Spatial-temporal identity MLP; see the module docstring.
 
-    Args:
-        spec: sensors, window length, horizon and slots per day.
-        embed_dim: width of the linear embedding of each sensor's input window.
-        node_dim: width of the learned per-sensor (spatial identity) vector.
-        tod_dim: width of the time-of-day embedding (``spec.steps_per_day`` slots).
-        dow_dim: width of the day-of-week embedding (7 days); 0 leaves it out, for data
-            spanning less than two weeks, where some weekdays are never seen in training
-            and their embedding would stay at its random start.
-        num_layers: residual MLP layers.
-        dropout: dropout inside each MLP layer.
-        neighbours: also embed the window averaged over each sensor's graph neighbours
-            (one hop of the row-normalised adjacency, sparse); an urbanflow addition to the
-            paper's model that lets a sensor see upstream and downstream readings.
-        highway: add a linear map from the window straight to the forecasts beside the MLP
-            (an urbanflow addition): short horizons, which depend mostly on the latest
-            readings, get an easy linear path.
+    Parameters
+    ----------
+    spec
+        Sensors, window length, horizon and slots per day; the graph only with ``neighbours``.
+    embed_dim
+        Width of the linear embedding of each sensor's input window (default 32).
+    node_dim
+        Width of the learned per-sensor (spatial identity) vector (default 32).
+    tod_dim
+        Width of the time-of-day embedding over ``spec.steps_per_day`` slots (default 32).
+    dow_dim
+        Width of the day-of-week embedding over 7 days (default 32); 0 leaves it out, for data
+        spanning less than two weeks, where some weekdays are never seen in training and their
+        embedding would stay at its random start.
+    num_layers
+        Residual MLP layers (default 3).
+    dropout
+        Dropout inside each MLP layer (default 0.15).
+    neighbours
+        Also embed the window averaged over each sensor's graph neighbours (one hop of the
+        row-normalised adjacency, sparse) (default False); an urbanflow addition to the paper's
+        model that lets a sensor see upstream and downstream readings.
+    highway
+        Add a linear map from the window straight to the forecasts beside the MLP (default
+        False; an urbanflow addition): short horizons, which depend mostly on the latest
+        readings, get an easy linear path.
     """
 
     def __init__(
@@ -79,7 +106,7 @@ class STID(nn.Module):
         width = spec.input_len * spec.in_channels * (2 if neighbours else 1)
         self.window = nn.Linear(width, embed_dim)
         if neighbours:
-            forward_walk = random_walk_matrices(spec.require_graph())[0]
+            forward_walk = to_torch_sparse(transition_matrices(spec.require_graph())[0])
             self.register_buffer("walk", forward_walk, persistent=False)
         self.node = nn.Parameter(torch.empty(spec.num_sensors, node_dim))
         self.tod = nn.Embedding(spec.steps_per_day, tod_dim)
@@ -92,11 +119,22 @@ class STID(nn.Module):
             nn.init.xavier_uniform_(table)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``."""
+        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+
+        Parameters
+        ----------
+        x
+            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
+            mask (1 = present).
+        tod
+            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
+        dow
+            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        """
         batch, _, sensors, _ = x.shape
         window = x.permute(0, 2, 1, 3).reshape(batch, sensors, -1)  # [b n (L c)]
         if self.neighbours:
-            window = torch.cat([window, sparse_mix(self.walk, window)], dim=-1)
+            window = torch.cat([window, mix_sensors(self.walk, window, dim=1)], dim=-1)
         parts = [
             self.window(window),
             self.node.expand(batch, -1, -1),

@@ -32,13 +32,26 @@ import torch
 from torch import nn
 
 from urbanflow.errors import ConfigError
-from urbanflow.models.network import NetworkSpec, normalised_adjacency, sparse_mix
+from urbanflow.graph.matrices import gcn_normalised
+from urbanflow.graph.operators import mix_sensors, to_torch_sparse
+from urbanflow.models.networks import NetworkSpec
 
 CALENDAR_CHANNELS = 2  # tod/steps_per_day, dow/7
 
 
 class TGCNCell(nn.Module):
-    """One GRU step: ``g(x_t) [b n F]`` (mixed beforehand) and ``h [b n C]`` → new ``h``."""
+    """One GRU step: ``g(x_t) [b n F]`` (mixed beforehand) and ``h [b n C]`` → new ``h``.
+
+    Parameters
+    ----------
+    features
+        ``F``, width of the mixed input ``g(x_t)`` (doubled by the caller when ``self_weights``).
+    hidden
+        ``C``, GRU state width.
+    self_weights
+        Concatenate each sensor's own state beside its ``Â``-mixed state, ``g(z) = [Â z, z]``;
+        ``False``: ``Â z`` alone, the authors' cell (gate biases start at 1).
+    """
 
     def __init__(self, features: int, hidden: int, self_weights: bool) -> None:
         super().__init__()
@@ -52,10 +65,31 @@ class TGCNCell(nn.Module):
         nn.init.zeros_(self.candidate.bias)
 
     def conv(self, h: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        mixed = sparse_mix(adjacency, h)
+        """``g(h)``: ``[b n C] -> [b n 2C]`` (``[Â h, h]``) with self weights, else ``[b n C]``
+        (``Â h``).
+
+        Parameters
+        ----------
+        h
+            ``[b n C]`` state (or reset-gated state).
+        adjacency
+            ``[n n]`` sparse renormalised adjacency ``Â``.
+        """
+        mixed = mix_sensors(adjacency, h, dim=1)
         return torch.cat([mixed, h], dim=-1) if self.self_weights else mixed
 
     def forward(self, gx: torch.Tensor, h: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        """The next state ``[b n C]``.
+
+        Parameters
+        ----------
+        gx
+            ``[b n F]`` graph-convolved input of this step, ``g(x_t)``.
+        h
+            ``[b n C]`` previous state.
+        adjacency
+            ``[n n]`` sparse renormalised adjacency ``Â``.
+        """
         gates = torch.sigmoid(self.gates(torch.cat([gx, self.conv(h, adjacency)], dim=-1)))
         r, u = gates.chunk(2, dim=-1)
         c = torch.tanh(self.candidate(torch.cat([gx, self.conv(r * h, adjacency)], dim=-1)))
@@ -63,7 +97,21 @@ class TGCNCell(nn.Module):
 
 
 class TGCN(nn.Module):
-    """Graph-convolutional GRU over the input window, linear head; see the module docstring."""
+    """Graph-convolutional GRU over the input window, linear head; see the module docstring.
+
+    Parameters
+    ----------
+    spec
+        Sensors, window length, horizon, slots per day and the graph (made symmetric and
+        renormalised into ``Â``).
+    hidden
+        ``C``, GRU state width (default 64, the paper's).
+    calendar
+        Add ``tod/steps_per_day`` and ``dow/7`` as input channels (default False, as in the paper).
+    self_weights
+        Give each sensor's own features a weight beside the ``Â``-mixed ones (default True);
+        ``False`` is the authors' cell exactly.
+    """
 
     def __init__(
         self,
@@ -80,13 +128,25 @@ class TGCN(nn.Module):
         self.self_weights = self_weights
         self.steps_per_day = spec.steps_per_day
         self.register_buffer(
-            "adjacency", normalised_adjacency(spec.require_graph()), persistent=False
+            "adjacency", to_torch_sparse(gcn_normalised(spec.require_graph())), persistent=False
         )
         features = spec.in_channels + (CALENDAR_CHANNELS if calendar else 0)
         self.cell = TGCNCell((2 if self_weights else 1) * features, hidden, self_weights)
         self.head = nn.Linear(hidden, spec.horizon)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+
+        Parameters
+        ----------
+        x
+            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
+            mask (1 = present).
+        tod
+            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
+        dow
+            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        """
         b, steps, n, _ = x.shape
         if self.calendar:
             calendar = torch.stack([tod.float() / self.steps_per_day, dow.float() / 7.0], dim=-1)
@@ -94,7 +154,7 @@ class TGCN(nn.Module):
         # g(x_t) does not depend on the state: mix every step in one sparse product.
         by_sensor = x.permute(0, 2, 1, 3)  # [b n L f]
         features = x.shape[-1]
-        mixed = sparse_mix(self.adjacency, by_sensor.reshape(b, n, steps * features))
+        mixed = mix_sensors(self.adjacency, by_sensor.reshape(b, n, steps * features), dim=1)
         gx = mixed.reshape(b, n, steps, features)
         if self.self_weights:
             gx = torch.cat([gx, by_sensor], dim=-1)

@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from urbanflow import __version__
 from urbanflow.errors import (
     AuthError,
     ConfigError,
@@ -31,6 +30,7 @@ from urbanflow.serving.routes import (
 )
 from urbanflow.serving.service import LiveService, open_service
 from urbanflow.serving.settings import ServeSettings
+from urbanflow.version import __version__
 
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS_OF_ERROR: tuple[tuple[type[UrbanflowError], int], ...] = (

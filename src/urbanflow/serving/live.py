@@ -36,7 +36,7 @@ class LiveModel:
 
     @classmethod
     def load(cls, model_dir: Path) -> LiveModel:
-        from urbanflow.training.bundle import WEIGHTS, load_bundle
+        from urbanflow.models.bundle import WEIGHTS, load_bundle
 
         forecaster, card = load_bundle(model_dir)
         described = card["dataset"]

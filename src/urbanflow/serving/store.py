@@ -24,8 +24,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from urbanflow import __version__
 from urbanflow.errors import StoreError
+from urbanflow.version import __version__
 
 SCHEMA_VERSION = 2
 

@@ -13,21 +13,21 @@ import json
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from urbanflow import __version__
 from urbanflow.data.dataset import CityDataset
 from urbanflow.errors import DataError
-from urbanflow.evaluation.evaluate import EvaluationResult
 from urbanflow.graph.graph import SensorGraph
-from urbanflow.models.network import NetworkSpec
+from urbanflow.models.networks import NetworkSpec
 from urbanflow.models.neural import NeuralForecaster
 from urbanflow.training.engine import choose_device
 from urbanflow.training.tensors import Scaler
+from urbanflow.version import __version__
 
 CARD = "card.json"
 WEIGHTS = "weights.safetensors"
@@ -36,14 +36,51 @@ FORMAT_VERSION = 1
 _GRAPH_KEYS = ("graph.sources", "graph.targets", "graph.weights")
 
 
+class EvaluatedPlan(Protocol):
+    """The part of an evaluation plan a card records."""
+
+    @property
+    def fit_stop(self) -> int: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+
+class Evaluated(Protocol):
+    """What a card records of the evaluation a model went through: an
+    ``urbanflow.evaluation.evaluate.EvaluationResult`` (named here by shape only, since the
+    evaluation layer sits above this one)."""
+
+    @property
+    def plan(self) -> EvaluatedPlan: ...
+
+    def to_json(self) -> dict[str, object]: ...
+
+
 def save_bundle(
     model: NeuralForecaster,
     model_name: str,
     dataset: CityDataset,
-    result: EvaluationResult,
+    result: Evaluated,
     directory: Path,
 ) -> Path:
-    """Write the bundle of a model fitted and scored by ``evaluate``; returns the folder."""
+    """Write the bundle of a model fitted and scored by ``evaluate``; returns the folder.
+
+    Parameters
+    ----------
+    model
+        The fitted ``NeuralForecaster`` (its network, scaler, graph and training reports are saved).
+    model_name
+        The registry name it was built as (``"stid"``, …), recorded on the card to rebuild it.
+    dataset
+        The data it was fitted and scored on; its sensors, fingerprint and metadata go on the card.
+    result
+        The ``EvaluationResult`` of ``evaluate``: its plan (protocol, ``fit_stop``) and metrics go
+        on the card.
+    directory
+        Folder to write ``card.json`` and ``weights.safetensors`` into; created if missing, files in
+        it replaced.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     graph = model.spec_.require_graph()
     tensors = {
@@ -102,7 +139,13 @@ def save_bundle(
 
 
 def sensor_rows(dataset: CityDataset) -> list[dict[str, object]]:
-    """Id, name and coordinates (null where unknown) of each sensor, for maps."""
+    """Id, name and coordinates (null where unknown) of each sensor, for maps.
+
+    Parameters
+    ----------
+    dataset
+        The data whose sensors are listed, in its order.
+    """
     sensors = dataset.sensors
     names = sensors.names or ("",) * len(sensors)
     return [
@@ -119,6 +162,16 @@ def sensor_rows(dataset: CityDataset) -> list[dict[str, object]]:
 
 
 def read_card(directory: Path) -> dict[str, object]:
+    """The bundle's card, checked to be an urbanflow card this version can read.
+
+    A missing folder or card, invalid JSON, a foreign file or a newer bundle format is a
+    DataError.
+
+    Parameters
+    ----------
+    directory
+        A folder written by ``save_bundle``.
+    """
     path = directory / CARD
     if not directory.is_dir():
         raise DataError(
@@ -143,7 +196,13 @@ def read_card(directory: Path) -> dict[str, object]:
 
 
 def load_bundle(directory: Path | str) -> tuple[NeuralForecaster, dict[str, object]]:
-    """The fitted model and its card; a missing, foreign or corrupt file is a DataError."""
+    """The fitted model and its card; a missing, foreign or corrupt file is a DataError.
+
+    Parameters
+    ----------
+    directory
+        A folder written by ``save_bundle`` (``urbanflow train --out``).
+    """
     directory = Path(directory)
     card = read_card(directory)
     weights = directory / WEIGHTS

@@ -9,9 +9,9 @@ from urbanflow import CityDataset, DatasetMetadata, SensorGraph, Sensors
 from urbanflow.errors import DataError
 from urbanflow.evaluation.evaluate import evaluate
 from urbanflow.evaluation.protocol import default_plan
+from urbanflow.models.bundle import CARD, WEIGHTS, load_bundle, save_bundle
 from urbanflow.models.forecast import forecast_table, issue_index
 from urbanflow.models.registry import make_model
-from urbanflow.training.bundle import CARD, WEIGHTS, load_bundle, save_bundle
 from urbanflow.training.tensors import SeriesTensors
 
 
