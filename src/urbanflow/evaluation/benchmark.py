@@ -28,13 +28,36 @@ SEEDED = "seed"  # models taking this hyperparameter are run once per seed
 
 @dataclass(frozen=True)
 class BenchmarkRun:
+    """One planned fit-and-score of a benchmark and the file its result goes to.
+
+    Parameters
+    ----------
+    model
+        Registry name of the model.
+    seed
+        Seed passed to the model; ``None`` for a model that takes no seed (run once).
+    path
+        The run's results file, ``<out>/<model>/seed-<k>.json`` or ``<out>/<model>/run.json``; the
+        run is skipped when it exists.
+    """
+
     model: str
     seed: int | None
     path: Path
 
 
 def planned_runs(models: Sequence[str], seeds: int, out: Path) -> list[BenchmarkRun]:
-    """One run per model, or one per seed for models that take a seed."""
+    """One run per model, or one per seed for models that take a seed.
+
+    Parameters
+    ----------
+    models
+        Registry names of the models to benchmark.
+    seeds
+        Runs per seeded model, with seeds ``0 … seeds-1``.
+    out
+        The benchmark folder the results files go under.
+    """
     runs = []
     for name in models:
         seeded = SEEDED in make_model(name).hyperparameters()
@@ -47,7 +70,19 @@ def planned_runs(models: Sequence[str], seeds: int, out: Path) -> list[Benchmark
 def inference_ms(
     model: Forecaster, dataset: CityDataset, plan: EvaluationPlan, batch: int = 64
 ) -> float:
-    """Median milliseconds to forecast one batch of test samples (3 timed repeats)."""
+    """Median milliseconds to forecast one batch of test samples (3 timed repeats).
+
+    Parameters
+    ----------
+    model
+        A fitted forecaster.
+    dataset
+        The dataset it was fitted on.
+    plan
+        The plan whose first test sample times make the batch.
+    batch
+        Samples per timed batch (default 64; fewer if the plan has fewer test samples).
+    """
     times = plan.test_times[:batch]
     model.predict(dataset, times)  # warm up
     durations = []
@@ -65,6 +100,23 @@ def run_one(
     time_budget_min: float | None,
     fit_progress: FitProgress | None = None,
 ) -> dict[str, object]:
+    """Fit and score one run, add timings and training history, and write its results file.
+
+    Returns what was written.
+
+    Parameters
+    ----------
+    run
+        The planned run (model, seed and results file).
+    dataset
+        The whole dataset.
+    plan
+        The protocol every run of the benchmark shares.
+    time_budget_min
+        Training time limit in minutes for seeded (neural) models; ``None``: none.
+    fit_progress
+        Called with (epoch, epochs, status) while training; ``None`` (default): silent.
+    """
     options: dict[str, object] = {}
     if run.seed is not None:
         options["seed"] = run.seed
@@ -91,12 +143,25 @@ def run_one(
 
 
 def load_runs(out: Path) -> list[dict[str, object]]:
-    """Every finished run in the folder, from this call or earlier ones."""
+    """Every finished run in the folder, from this call or earlier ones.
+
+    Parameters
+    ----------
+    out
+        The benchmark folder (``<model>/*.json`` runs).
+    """
     return [json.loads(path.read_text()) for path in sorted(out.glob("*/*.json"))]
 
 
 def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]:
-    """Per model: mean and std over seeds of each metric at each horizon, sorted by avg MAE."""
+    """Per model: mean and std over seeds of each metric at each horizon, sorted by avg MAE.
+
+    Parameters
+    ----------
+    results
+        Results files' contents, as ``load_runs`` returns them; runs of one model must score the
+        same horizons.
+    """
     by_model: dict[str, list[dict[str, object]]] = {}
     for result in results:
         by_model.setdefault(str(result["model"]), []).append(result)
@@ -153,7 +218,15 @@ def _number(value: object) -> float:
 
 
 def leaderboard_markdown(rows: Sequence[dict[str, object]], caption: str) -> str:
-    """A Markdown table: MAE / RMSE (± std over seeds) per horizon, parameters, timings."""
+    """A Markdown table: MAE / RMSE (± std over seeds) per horizon, parameters, timings.
+
+    Parameters
+    ----------
+    rows
+        Leaderboard rows, as ``leaderboard`` returns them (best first).
+    caption
+        The protocol in words, written above the table.
+    """
     if not rows:
         return caption + "\n\n(no finished runs)\n"
     head = " | ".join(f"{h['minutes']:g} min MAE / RMSE" for h in rows[0]["horizons"])

@@ -23,6 +23,24 @@ SampleProgress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class HorizonScore:
+    """Test metrics of one score group (one reported horizon).
+
+    Parameters
+    ----------
+    label
+        The group's label, e.g. ``"step 3"`` or ``"3 steps"``.
+    steps
+        The horizon in steps.
+    minutes
+        The horizon in minutes (``steps`` × the data's step).
+    samples
+        Sample times scored.
+    metrics
+        ``mae``, ``rmse``, ``mape``, ``wmape``, ``accuracy``, ``tgcn_accuracy`` (in the unit of
+        the readings where they have one; NaN when no target was present) and ``count``, the
+        present targets.
+    """
+
     label: str
     steps: int
     minutes: float
@@ -32,7 +50,38 @@ class HorizonScore:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """One model on one dataset under one protocol; ``to_json`` is the results file."""
+    """One model on one dataset under one protocol; ``to_json`` is the results file.
+
+    Parameters
+    ----------
+    dataset
+        Name of the dataset scored.
+    model
+        Name of the model (its registry name).
+    plan
+        The evaluation plan: protocol, split, input length and sample times.
+    null_value
+        The dataset's declared null value, left out of the metrics like NaN; ``None`` if it has
+        none.
+    unit
+        Unit of the readings, and so of MAE and RMSE.
+    horizons
+        Test scores of each reported horizon, in the plan's order.
+    average
+        Test metrics pooled over every step ``1 … H`` (the plan's average group).
+    validation
+        The same metrics on the validation samples, steps ``1 … H`` pooled.
+    train_seconds
+        Wall-clock seconds of ``fit``.
+    predict_seconds
+        Wall-clock seconds of forecasting every validation and test sample.
+    parameters
+        Learned numbers of the fitted model (``parameter_count()``).
+    hyperparameters
+        The model's constructor settings (default: empty).
+    fingerprint
+        Fingerprint of the dataset's content, to tell which data was scored (default: empty).
+    """
 
     dataset: str
     model: str
@@ -80,7 +129,15 @@ class EvaluationResult:
 
 
 def validation_part(dataset: CityDataset, plan: EvaluationPlan) -> CityDataset | None:
-    """The steps the validation windows cover: their sample times are exactly its windows."""
+    """The steps the validation windows cover: their sample times are exactly its windows.
+
+    Parameters
+    ----------
+    dataset
+        The whole dataset.
+    plan
+        The plan whose ``validation_times`` are covered; none: ``None`` is returned.
+    """
     times = plan.validation_times
     if times.size == 0:
         return None
@@ -97,8 +154,22 @@ def evaluate(
 ) -> EvaluationResult:
     """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples.
 
-    ``model_name`` labels the result (the registry name; default: the model class's name).
     The model also receives the validation windows (for early stopping), never test data.
+
+    Parameters
+    ----------
+    model
+        An unfitted forecaster built for ``plan.input_len`` and ``plan.horizon``.
+    dataset
+        The whole dataset; the plan says which steps fit and which score.
+    plan
+        The protocol's split, input length, horizons and sample times.
+    model_name
+        Label of the result, the registry name; ``None`` (default): the model class's ``name``.
+    progress
+        Called with (samples done, samples in all) while scoring; ``None`` (default): silent.
+    fit_progress
+        Called with (epoch, epochs, status) while training; ``None`` (default): silent.
     """
     started = time.perf_counter()
     model.fit(
@@ -152,7 +223,23 @@ def score_fitted(
     progress: SampleProgress | None = None,
     train_seconds: float = 0.0,
 ) -> EvaluationResult:
-    """Score a fitted ``model`` on the plan's validation and test samples."""
+    """Score a fitted ``model`` on the plan's validation and test samples.
+
+    Parameters
+    ----------
+    model
+        A forecaster already fitted on steps ``[0, plan.fit_stop)``.
+    dataset
+        The whole dataset.
+    plan
+        The protocol's validation and test sample times and score groups.
+    model_name
+        Label of the result; ``None`` (default): the model class's ``name``.
+    progress
+        Called with (samples done, samples in all) while scoring; ``None`` (default): silent.
+    train_seconds
+        Seconds the fit took, recorded on the result (default 0.0).
+    """
     validation = ScoreGroup(
         "validation", plan.horizon, plan.validation_times, tuple(range(1, plan.horizon + 1))
     )

@@ -17,7 +17,16 @@ under the tgcn protocol)."""
 
 
 def present(targets: np.ndarray, null_value: float | None = None) -> np.ndarray:
-    """Boolean mask of targets that count: not NaN and not the null value."""
+    """Boolean mask of targets that count: not NaN and not the null value.
+
+    Parameters
+    ----------
+    targets
+        Observed values, any shape, NaN where missing.
+    null_value
+        The dataset's declared null value: targets equal to it are missing too; ``None`` (default):
+        only NaN is missing.
+    """
     mask = ~np.isnan(targets)
     if null_value is not None:
         mask &= targets != null_value
@@ -26,7 +35,30 @@ def present(targets: np.ndarray, null_value: float | None = None) -> np.ndarray:
 
 @dataclass
 class ErrorTotals:
-    """Sums over samples and sensors, one entry per horizon step: ``[h]`` float64 arrays."""
+    """Sums over samples and sensors, one entry per horizon step: ``[h]`` float64 arrays.
+
+    Parameters
+    ----------
+    steps
+        ``h``, horizon steps tracked; ``add`` takes forecasts of exactly this many steps.
+
+    Attributes
+    ----------
+    count
+        Present targets.
+    abs_error
+        Sum of ``|y - ŷ|`` over present targets.
+    sq_error
+        Sum of ``(y - ŷ)²`` over present targets.
+    abs_target
+        Sum of ``|y|`` over present targets (the wMAPE denominator).
+    sq_target
+        Sum of ``y²`` over present targets (T-GCN's accuracy denominator).
+    ape
+        Sum of ``|y - ŷ| / |y|`` over present non-zero targets.
+    ape_count
+        Present non-zero targets (the MAPE denominator).
+    """
 
     steps: int
     count: np.ndarray = field(init=False)
@@ -52,7 +84,18 @@ class ErrorTotals:
     def add(
         self, targets: np.ndarray, forecasts: np.ndarray, null_value: float | None = None
     ) -> None:
-        """Add ``[b h n]`` targets and forecasts (``h == self.steps``)."""
+        """Add ``[b h n]`` targets and forecasts (``h == self.steps``).
+
+        Parameters
+        ----------
+        targets
+            ``[b h n]`` observed values, NaN (or ``null_value``) where missing.
+        forecasts
+            ``[b h n]`` forecasts in the same unit, finite.
+        null_value
+            The dataset's declared null value: targets equal to it are missing too; ``None``
+            (default): only NaN is missing.
+        """
         mask = present(targets, null_value)
         y = np.where(mask, targets, 0.0).astype(np.float64)
         error = np.where(mask, y - forecasts, 0.0)
@@ -67,7 +110,13 @@ class ErrorTotals:
         self.ape_count += nonzero.sum(axis=(0, 2))
 
     def pooled(self, steps: list[int] | range) -> dict[str, float]:
-        """Metrics over the 1-based ``steps`` taken together."""
+        """Metrics over the 1-based ``steps`` taken together.
+
+        Parameters
+        ----------
+        steps
+            1-based horizon steps to pool, e.g. ``[3]`` or ``range(1, 13)``.
+        """
         index = np.asarray(list(steps)) - 1
         sums = {
             name: float(getattr(self, name)[index].sum()) for name in vars(self) if name != "steps"
@@ -76,7 +125,14 @@ class ErrorTotals:
 
 
 def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
-    """mae, rmse, mape, wmape, accuracy (= 1 - wmape) and T-GCN's Frobenius accuracy."""
+    """mae, rmse, mape, wmape, accuracy (= 1 - wmape) and T-GCN's Frobenius accuracy.
+
+    Parameters
+    ----------
+    sums
+        Totals pooled over the steps wanted, keyed like the fields of ``ErrorTotals`` (``count``,
+        ``abs_error``, ``sq_error``, ``abs_target``, ``sq_target``, ``ape``, ``ape_count``).
+    """
     count = sums["count"]
     if count == 0:
         nan = float("nan")
@@ -109,7 +165,18 @@ def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
 def forecast_metrics(
     targets: np.ndarray, forecasts: np.ndarray, null_value: float | None = None
 ) -> dict[str, float]:
-    """All metrics over every step of ``[b h n]`` arrays at once."""
+    """All metrics over every step of ``[b h n]`` arrays at once.
+
+    Parameters
+    ----------
+    targets
+        ``[b h n]`` observed values, NaN (or ``null_value``) where missing.
+    forecasts
+        ``[b h n]`` forecasts in the same unit, finite.
+    null_value
+        The dataset's declared null value: targets equal to it are missing too; ``None`` (default):
+        only NaN is missing.
+    """
     totals = ErrorTotals(targets.shape[1])
     totals.add(targets, forecasts, null_value)
     return totals.pooled(range(1, targets.shape[1] + 1))

@@ -21,7 +21,20 @@ TGCN_HORIZONS = (3, 6, 9, 12)
 
 @dataclass(frozen=True)
 class ScoreGroup:
-    """Metrics pooled over 1-based ``steps`` of the forecasts issued at ``times``."""
+    """Metrics pooled over 1-based ``steps`` of the forecasts issued at ``times``.
+
+    Parameters
+    ----------
+    label
+        Name of the row in reports, e.g. ``"step 3"``, ``"3 steps"`` or ``"average"``.
+    horizon_steps
+        The horizon the group stands for, in steps (its largest step).
+    times
+        ``[b]`` int64 sample times scored: sample ``t``'s inputs end at ``t-1`` and its step ``k``
+        targets ``t+k-1``.
+    steps
+        1-based forecast steps whose errors are pooled, e.g. ``(3,)`` or ``(1, 2, 3)``.
+    """
 
     label: str
     horizon_steps: int
@@ -31,7 +44,27 @@ class ScoreGroup:
 
 @dataclass(frozen=True)
 class EvaluationPlan:
-    """Everything an evaluation needs, as indices into the dataset's time steps."""
+    """Everything an evaluation needs, as indices into the dataset's time steps.
+
+    Parameters
+    ----------
+    protocol
+        The protocol's name, ``"default"`` or ``"tgcn"``.
+    input_len
+        ``L``, input steps per sample.
+    horizon
+        ``H``, steps the model forecasts: the largest horizon scored.
+    split
+        ``(train, validation, test)`` fractions; for ``tgcn`` the shares of rows it works out to.
+    fit_stop
+        The model is fitted on steps ``[0, fit_stop)``; validation and test windows lie after.
+    validation_times
+        ``[v]`` int64 sample times of the validation windows (early stopping, model selection).
+    test_groups
+        One score group per reported horizon.
+    average
+        The group of the headline average: every step ``1 … H`` pooled.
+    """
 
     protocol: str
     input_len: int
@@ -53,6 +86,14 @@ class EvaluationPlan:
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
+    """``(train, validation, test)`` fractions from ``--split`` text; a ConfigError unless valid.
+
+    Parameters
+    ----------
+    text
+        ``"train,validation,test"`` fractions summing to 1 with train and test > 0, e.g.
+        ``"0.7,0.1,0.2"`` (the ``--split`` option).
+    """
     try:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
@@ -72,6 +113,14 @@ def parse_split(text: str) -> tuple[float, float, float]:
 
 
 def parse_horizons(text: str) -> tuple[int, ...]:
+    """Sorted distinct horizons in steps from ``--horizons`` text; a ConfigError unless all are ≥ 1.
+
+    Parameters
+    ----------
+    text
+        Comma-separated positive step counts, e.g. ``"3,6,12"`` (the ``--horizons`` option);
+        duplicates are dropped and the result sorted.
+    """
     try:
         steps = tuple(sorted({int(p) for p in text.split(",")}))
     except ValueError:
@@ -87,7 +136,20 @@ def default_plan(
     horizons: tuple[int, ...] = DEFAULT_HORIZONS,
     split: tuple[float, float, float] = DEFAULT_SPLIT,
 ) -> EvaluationPlan:
-    """Split the ``S`` sample times in order: first round(S·train), last round(S·test)."""
+    """Split the ``S`` sample times in order: first round(S·train), last round(S·test).
+
+    Parameters
+    ----------
+    num_steps
+        ``T``, time steps of the dataset.
+    input_len
+        ``L``, input steps per sample (default 12).
+    horizons
+        Steps ahead scored one by one (default ``(3, 6, 12)``); the largest is the model's horizon.
+    split
+        ``(train, validation, test)`` fractions of the samples, in time order (default
+        ``(0.7, 0.1, 0.2)``).
+    """
     horizon = max(horizons)
     times = sample_times(num_steps, input_len, horizon)
     count = times.size
@@ -123,6 +185,19 @@ def tgcn_plan(
 
     Validation: the last 10 % of the fitting rows, windowed the same way at the largest
     horizon; the model is fitted on the rows before them.
+
+    Parameters
+    ----------
+    num_steps
+        ``T``, time steps (rows) of the dataset.
+    input_len
+        ``L``, input steps per sample (default 12).
+    horizons
+        Horizons scored, each pooling steps ``1 … h`` (default ``(3, 6, 9, 12)``).
+    fit_fraction
+        Share of rows before the test rows (default 0.8).
+    validation_fraction
+        Share of those fitting rows, at their end, held out for validation (default 0.1).
     """
     horizon = max(horizons)
     cut = int(fit_fraction * num_steps)
@@ -165,7 +240,22 @@ def make_plan(
     horizons: tuple[int, ...] | None = None,
     split: tuple[float, float, float] | None = None,
 ) -> EvaluationPlan:
-    """The plan of a named protocol; ``None`` options take the protocol's defaults."""
+    """The plan of a named protocol; ``None`` options take the protocol's defaults.
+
+    Parameters
+    ----------
+    protocol
+        ``"default"`` or ``"tgcn"``.
+    num_steps
+        ``T``, time steps of the dataset.
+    input_len
+        ``L``, input steps per sample (default 12).
+    horizons
+        Horizons to score; ``None`` (default): the protocol's.
+    split
+        ``(train, validation, test)`` fractions for ``default``; ``None`` (default):
+        ``(0.7, 0.1, 0.2)``. The ``tgcn`` protocol fixes its split and rejects one.
+    """
     if protocol == "default":
         return default_plan(
             num_steps, input_len, horizons or DEFAULT_HORIZONS, split or DEFAULT_SPLIT

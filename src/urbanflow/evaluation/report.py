@@ -14,7 +14,15 @@ from urbanflow.evaluation.protocol import EvaluationPlan
 
 
 def describe_protocol(plan: EvaluationPlan, dataset: CityDataset) -> str:
-    """The choices behind the numbers, stated beside them."""
+    """The choices behind the numbers, stated beside them.
+
+    Parameters
+    ----------
+    plan
+        The evaluation plan the numbers come from.
+    dataset
+        The dataset it was applied to (name, size, time span, unit, null value).
+    """
     meta = dataset.metadata
     null = "none" if meta.null_value is None else repr(meta.null_value)
     head = (
@@ -44,7 +52,13 @@ def describe_protocol(plan: EvaluationPlan, dataset: CityDataset) -> str:
 
 
 def horizon_table(result: EvaluationResult) -> Table:
-    """One model: every metric at each horizon and on average."""
+    """One model: every metric at each horizon and on average.
+
+    Parameters
+    ----------
+    result
+        The evaluation of one model on one dataset.
+    """
     table = Table(title=f"{result.model} on {result.dataset} ({result.unit or 'original unit'})")
     table.add_column("horizon", style="cyan")
     table.add_column("samples", justify="right")
@@ -61,6 +75,15 @@ def horizon_table(result: EvaluationResult) -> Table:
 
 
 def write_json(payload: object, path: Path) -> Path:
+    """Write ``payload`` as indented JSON (creating the folder); returns ``path``.
+
+    Parameters
+    ----------
+    payload
+        Anything ``json.dumps`` takes, e.g. ``EvaluationResult.to_json()``.
+    path
+        The file to write; replaced if it exists.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
