@@ -36,6 +36,7 @@ def dataclass_fields(cls: ast.ClassDef) -> list[str]:
         and isinstance(node.target, ast.Name)
         and "ClassVar" not in ast.unparse(node.annotation)
         and not node.target.id.startswith("_")
+        and "init=False" not in ast.unparse(node.value or ast.Constant(None))
     ]
 
 
@@ -46,8 +47,11 @@ def documented_parameters(docstring: str | None) -> set[str]:
     lines = [line.strip() for line in docstring.splitlines()]
     if "Parameters" not in lines:
         return set()
+    section = lines[lines.index("Parameters") + 2 :]  # past the heading's underline
     names = set()
-    for line in lines[lines.index("Parameters") + 1 :]:
+    for line, after in zip(section, [*section[1:], ""], strict=True):
+        if after and set(after) == {"-"}:  # the next heading (Returns, Attributes, ...)
+            break
         match = re.fullmatch(r"\*{0,2}([A-Za-z_][A-Za-z0-9_]*)(\s*:.*)?", line)
         if match:
             names.add(match.group(1))
