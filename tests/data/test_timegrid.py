@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from urbanflow.data.timegrid import (
+    check_timezone,
     fit_grid,
     frequency_alias,
     infer_step,
     parse_frequency,
+    parse_local_time,
     parse_timestamps,
 )
 from urbanflow.errors import DataError
@@ -156,3 +158,39 @@ def test_parse_timestamps_refuses_mixed_offsets():
     texts = pd.Series(["2024-01-01T00:00+01:00", "2024-01-01 00:05"])
     with pytest.raises(DataError, match=r"first without: '2024-01-01 00:05'"):
         parse_timestamps(texts, np.zeros(2), "UTC")
+
+
+LA = "America/Los_Angeles"
+
+
+def test_parse_local_time_naive_text_is_the_zone_and_an_offset_is_kept() -> None:
+    naive = parse_local_time(" 2012-03-07 08:00 ", LA, "start")
+    assert naive == pd.Timestamp("2012-03-07 16:00", tz="UTC") and str(naive.tz) == LA
+    given = parse_local_time("2012-03-07T08:00+00:00", LA, "start")
+    assert given == pd.Timestamp("2012-03-07 08:00", tz="UTC") and str(given.tz) == LA
+    stamp = pd.Timestamp("2012-03-07 08:00")
+    assert parse_local_time(stamp, LA, "issue time") == stamp.tz_localize(LA)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("yesterday-ish", r"^end 'yesterday-ish' is not a date and time \(cannot be parsed\); "),
+        ("", r"^end '' is not a date and time"),
+        ("2012-13-01", r"^end '2012-13-01' is not a date and time"),
+        ("2012-03-11 02:30", r"^end '2012-03-11 02:30' does not exist or is ambiguous in "),
+        ("2012-11-04 01:30", r"does not exist or is ambiguous in America/Los_Angeles"),
+        ("2012-03-01T00:05:00+99:00", r"is not a date and time"),
+    ],
+)
+def test_parse_local_time_refuses_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        parse_local_time(text, LA, "end")
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "America", "../x", "/etc/passwd"])
+def test_check_timezone_refuses_unknown_zones(zone: str) -> None:
+    with pytest.raises(DataError, match=r"^timezone .* is not known; use an IANA name"):
+        check_timezone(zone)
+    with pytest.raises(DataError, match=r"is not known"):
+        parse_local_time("2012-03-01", zone, "start")

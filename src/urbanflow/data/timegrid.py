@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import tzinfo
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,64 @@ def frequency_alias(step: pd.Timedelta) -> str:
     """The canonical pandas alias of a step, e.g. ``5min``, ``1h`` (never a bare ``h``)."""
     alias = pd.tseries.frequencies.to_offset(step).freqstr
     return alias if alias[0].isdigit() else f"1{alias}"
+
+
+def check_timezone(timezone: str | tzinfo) -> str | tzinfo:
+    """``timezone`` if it is a known IANA name (or a time-zone object), else a ``DataError``.
+
+    Parameters
+    ----------
+    timezone
+        An IANA name such as ``America/Los_Angeles`` or ``UTC``, or a ``tzinfo``.
+    """
+    try:
+        if not timezone:
+            raise ValueError("empty")
+        pd.Timestamp(0, tz=timezone)
+    except Exception:  # unknown zone names raise several types (KeyError, OSError, ...)
+        raise DataError(
+            f"timezone {timezone!r} is not known; use an IANA name such as "
+            "'America/Los_Angeles' or 'UTC'"
+        ) from None
+    return timezone
+
+
+def parse_local_time(text: str | pd.Timestamp, timezone: str | tzinfo, what: str) -> pd.Timestamp:
+    """A time a user gives: naive text is local time in ``timezone``; text with an offset is
+    used as given. Returned in ``timezone``.
+
+    A naive time that a daylight-saving change skips or repeats is refused (give the offset).
+
+    Parameters
+    ----------
+    text
+        The time as text (``2012-03-07 08:00``, ``2012-03-07T08:00-08:00``) or a timestamp.
+    timezone
+        The dataset's zone: an IANA name or a ``tzinfo``.
+    what
+        What the time is, for messages (``start``, ``issue time``).
+    """
+    check_timezone(timezone)
+    try:
+        stamp = pd.Timestamp(text.strip() if isinstance(text, str) else text)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise DataError(
+            f"{what} {text!r} is not a date and time (cannot be parsed); "
+            "write e.g. 2012-03-07 08:00"
+        )
+    try:
+        if stamp.tz is None:
+            return stamp.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
+        return stamp.tz_convert(timezone)
+    except pd.errors.OutOfBoundsDatetime:
+        raise DataError(f"{what} {text!r} is out of range; write e.g. 2012-03-07 08:00") from None
+    except ValueError:
+        raise DataError(
+            f"{what} {text!r} does not exist or is ambiguous in {timezone} (a daylight-saving "
+            "change); give it with its UTC offset, e.g. '2012-11-04 01:30-07:00'"
+        ) from None
 
 
 def steps_per_day(step: pd.Timedelta) -> int:
@@ -99,18 +158,9 @@ def parse_timestamps(texts: pd.Series, occurrence: np.ndarray, timezone: str) ->
         utc = pd.DatetimeIndex(parsed).as_unit("ns").asi8
         return ParsedTimes(utc[codes], np.zeros(len(codes), bool))
     naive = pd.DatetimeIndex(parsed).as_unit("ns")
-    try:
-        daylight = naive.tz_localize(
-            timezone, ambiguous=np.ones(len(naive), bool), nonexistent="NaT"
-        )
-        standard = naive.tz_localize(
-            timezone, ambiguous=np.zeros(len(naive), bool), nonexistent="NaT"
-        )
-    except Exception as error:  # unknown zone names raise several types
-        raise DataError(
-            f"timezone {timezone!r} is not known ({error}); use an IANA name such as "
-            "'America/Los_Angeles' or 'UTC'"
-        ) from None
+    check_timezone(timezone)
+    daylight = naive.tz_localize(timezone, ambiguous=np.ones(len(naive), bool), nonexistent="NaT")
+    standard = naive.tz_localize(timezone, ambiguous=np.zeros(len(naive), bool), nonexistent="NaT")
     nonexistent = daylight.isna()
     if nonexistent.any():
         return ParsedTimes(np.zeros(len(codes), np.int64), nonexistent[codes], "nonexistent")

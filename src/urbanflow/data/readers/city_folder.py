@@ -22,7 +22,13 @@ import pandas as pd
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
 from urbanflow.data.readers.common import some
-from urbanflow.data.timegrid import fit_grid, frequency_alias, parse_frequency, parse_timestamps
+from urbanflow.data.timegrid import (
+    check_timezone,
+    fit_grid,
+    frequency_alias,
+    parse_frequency,
+    parse_timestamps,
+)
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import (
     DEFAULT_KERNEL_THRESHOLD,
@@ -154,14 +160,9 @@ def read_settings(folder: Path) -> FolderSettings:
         if "frequency" in values:
             parse_frequency(values["frequency"])
         if "timezone" in values:
-            pd.Timestamp("2000-01-01").tz_localize(values["timezone"])
+            check_timezone(values["timezone"])
     except DataError as error:
         raise DataError(f"{path.name}: {error}") from None
-    except Exception:  # unknown zone names raise several types
-        raise DataError(
-            f"{path.name}: timezone {values['timezone']!r} is not known; use an IANA name "
-            "such as 'America/Los_Angeles' or 'UTC'"
-        ) from None
     graph = {key: values.pop(key) for key in GRAPH_KEYS if key in values}
     return FolderSettings(DatasetMetadata(**values), **graph)
 

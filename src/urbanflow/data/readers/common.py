@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from urbanflow.data.timegrid import parse_frequency
+from urbanflow.data.timegrid import parse_frequency, parse_local_time
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import gaussian_kernel_graph, weighted_graph
 from urbanflow.graph.graph import SensorGraph
@@ -50,45 +50,13 @@ def is_number(text: str) -> bool:
     return True
 
 
-def check_timezone(timezone: str) -> str:
-    """``timezone`` if it is a known IANA name, else a ``DataError``."""
-    try:
-        if not timezone:
-            raise ValueError("empty")
-        pd.Timestamp(0, tz=timezone)
-    except (LookupError, ValueError, TypeError):
-        raise DataError(
-            f"timezone {timezone!r} is not known; use an IANA name such as "
-            "'America/Los_Angeles' or 'UTC'"
-        ) from None
-    return timezone
-
-
 def grid_from_start(start: str, num_steps: int, frequency: str, timezone: str) -> pd.DatetimeIndex:
     """``[t]`` timestamps ``start, start + step, …`` in absolute time, shown in ``timezone``.
 
     A naive ``start`` is local time in ``timezone``; one with an offset is used as given.
     """
     step = parse_frequency(frequency)
-    check_timezone(timezone)
-    try:
-        first = pd.Timestamp(start)
-    except (ValueError, TypeError):
-        raise DataError(
-            f"start {start!r} is not a date and time; write it like '2012-03-01 00:00'"
-        ) from None
-    if first is pd.NaT:
-        raise DataError(f"start {start!r} is empty; write it like '2012-03-01 00:00'")
-    try:
-        if first.tz is None:
-            first = first.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
-        else:
-            first = first.tz_convert(timezone)
-    except ValueError:
-        raise DataError(
-            f"start {start!r} does not exist or is ambiguous in {timezone} (a daylight-saving "
-            "change); give it with its UTC offset, e.g. '2012-11-04 01:30-07:00'"
-        ) from None
+    first = parse_local_time(start, timezone, "start")
     return pd.date_range(first, periods=num_steps, freq=step).as_unit("ns")
 
 

@@ -22,14 +22,13 @@ import tables
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
 from urbanflow.data.readers.common import (
-    check_timezone,
     distance_graph,
     normalise_id,
     read_locations,
     require_file,
     some,
 )
-from urbanflow.data.timegrid import frequency_alias
+from urbanflow.data.timegrid import check_timezone, frequency_alias
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import knn_graph, weighted_graph
 from urbanflow.graph.graph import SensorGraph

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Query
 
+from urbanflow.data.timegrid import parse_local_time
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.serving.deps import ModelDep, StoreDep
-from urbanflow.serving.ingest import parse_reading_times
 from urbanflow.serving.routes.times import local_iso
 from urbanflow.serving.schemas import (
     MAX_ROWS,
@@ -71,5 +71,5 @@ def sensor_readings(
 
 
 def query_time(text: str, name: str, timezone: str) -> pd.Timestamp:
-    """One ISO 8601 query parameter as a UTC time (naive text: the dataset's zone)."""
-    return parse_reading_times(pd.Series([text]), timezone, lambda _: name)[0]
+    """One query parameter as a time (naive text: the dataset's zone)."""
+    return parse_local_time(text, timezone, name)
