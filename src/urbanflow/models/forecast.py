@@ -14,14 +14,23 @@ import pandas as pd
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.timegrid import parse_local_time
 from urbanflow.data.windows import batches
-from urbanflow.errors import DataError
+from urbanflow.errors import ConfigError, DataError
 from urbanflow.models.base import Forecaster
-
-FORECAST_COLUMNS = ("sensor_id", "issued_at", "target_time", "horizon_steps", "value")
 
 
 def issue_index(dataset: CityDataset, when: str | pd.Timestamp, input_len: int) -> int:
-    """Index of the reading at ``when`` (an issue time); naive text is the dataset's zone."""
+    """Index of the reading at ``when`` (an issue time); naive text is the dataset's zone.
+
+    Parameters
+    ----------
+    dataset
+        The data the forecast reads.
+    when
+        The issue time ``T``: a timestamp, or text (naive text is in the dataset's time zone). It
+        must be a step of the grid.
+    input_len
+        ``L``: ``T`` needs ``L`` readings up to and including it, else a DataError.
+    """
     stamp = parse_local_time(when, dataset.timestamps.tz, "issue time")
     position = dataset.timestamps.get_indexer([stamp])[0]
     if position < 0:
@@ -39,10 +48,55 @@ def issue_index(dataset: CityDataset, when: str | pd.Timestamp, input_len: int) 
     return int(position)
 
 
+def issue_indices(
+    dataset: CityDataset,
+    input_len: int,
+    at: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> np.ndarray:
+    """``[k]`` issue indices: the one at ``at``, every step from ``start`` to ``end``, or the
+    last step when neither is given.
+
+    Parameters
+    ----------
+    dataset
+        The data the forecasts read.
+    input_len
+        ``L``: an issue time needs ``L`` readings up to and including it.
+    at
+        One issue time (naive text is the dataset's zone).
+    start
+        First issue time of a hindcast; goes with ``end``.
+    end
+        Last issue time of a hindcast, included.
+    """
+    if (start is None) != (end is None) or (at is not None and start is not None):
+        raise ConfigError("give either --at T, or both --start T1 and --end T2")
+    if start is not None and end is not None:
+        first = issue_index(dataset, start, input_len)
+        last = issue_index(dataset, end, input_len)
+        if last < first:
+            raise ConfigError(f"--end {end} is before --start {start}")
+        return np.arange(first, last + 1)
+    return np.array([issue_index(dataset, at or dataset.timestamps[-1], input_len)])
+
+
 def forecast_table(
     model: Forecaster, dataset: CityDataset, issue_indices: np.ndarray
 ) -> pd.DataFrame:
-    """Long table of the model's forecasts issued at each of ``issue_indices`` (batched)."""
+    """Long table of the model's forecasts issued at each of ``issue_indices`` (batched).
+
+    Parameters
+    ----------
+    model
+        A fitted forecaster.
+    dataset
+        The data to forecast from, with the model's sensors.
+    issue_indices
+        ``[k]`` int step indices of the issue times ``T`` (from ``issue_indices``); the inputs end
+        with the reading at ``T`` and step ``h`` targets ``T + h × frequency``.
+    """
     frames = []
     step = dataset.step
     for batch in batches(np.asarray(issue_indices, dtype=np.int64), 256):
@@ -65,7 +119,15 @@ def forecast_table(
 
 
 def write_forecast(table: pd.DataFrame, path: Path) -> Path:
-    """CSV or Parquet by the file's suffix."""
+    """CSV or Parquet by the file's suffix.
+
+    Parameters
+    ----------
+    table
+        The long table of ``forecast_table``.
+    path
+        A ``.csv`` or ``.parquet`` file; its folder is created. Another suffix is a DataError.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         table.to_parquet(path, index=False)
