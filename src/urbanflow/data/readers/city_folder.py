@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
-from urbanflow.data.readers.common import some
+from urbanflow.data.readers.common import first_listed, parse_numbers, read_csv
 from urbanflow.data.timegrid import (
     check_timezone,
     fit_grid,
@@ -71,10 +71,6 @@ class FolderSettings:
     neighbours: int = DEFAULT_NEIGHBOURS
     kernel_sigma_m: float | None = None
     kernel_threshold: float = DEFAULT_KERNEL_THRESHOLD
-
-
-def is_city_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "sensors.csv").exists()
 
 
 def read_city_folder(folder: Path | str) -> CityDataset:
@@ -211,7 +207,7 @@ def read_graph(folder: Path, sensors: Sensors, settings: FolderSettings) -> Sens
     if unknown:
         raise DataError(
             f"{path.name}: edges name {len(unknown)} sensor(s) missing from sensors.csv: "
-            f"{some(unknown)}; add them to sensors.csv or remove those edges"
+            f"{first_listed(unknown)}; add them to sensors.csv or remove those edges"
         )
     ends = {column: ids[column].map(index).to_numpy(np.int64) for column in ids}
     if "distance_m" in frame:
@@ -260,13 +256,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         return _non_empty(frame, path)
     if b"\x00" in head:
         raise DataError(f"{path.name}: not CSV text (binary content); export it as CSV")
-    try:
-        frame = pd.read_csv(path, dtype=str, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path.name}: empty; write a header row and data rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        detail = str(error).strip().splitlines()[-1]
-        raise DataError(f"{path.name}: not valid CSV ({detail}); fix the file") from None
+    frame = read_csv(path, label=path.name, dtype=str, skipinitialspace=True)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame["__line__"] = np.arange(len(frame)) + 2
     return _non_empty(frame, path)
@@ -319,7 +309,7 @@ def _check_known_sensors(sensor_ids: pd.Series, sensors: Sensors, path: Path) ->
     if unknown:
         raise DataError(
             f"{path.name}: readings for {len(unknown)} sensor(s) missing from sensors.csv: "
-            f"{some(unknown)}; add them to sensors.csv or remove their readings"
+            f"{first_listed(unknown)}; add them to sensors.csv or remove their readings"
         )
 
 
@@ -350,17 +340,14 @@ def _fill_grid(
 
 
 def _numeric(column: pd.Series, path: Path, name: str, frame: pd.DataFrame) -> np.ndarray:
-    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values) & column.notna().to_numpy()
-    if bad.any():
-        row = int(np.argmax(bad))
-        what = "not a finite number" if np.isinf(values[row]) else "not a number"
+    def refuse(row: int, problem: str) -> DataError:
         fix = ", or leave the cell empty for a missing reading" if name == "value" else ""
-        raise DataError(
-            f"{path.name}: {name} {column.iloc[row]!r} ({_line(frame, row)}) is {what}; "
+        return DataError(
+            f"{path.name}: {name} {column.iloc[row]!r} ({_line(frame, row)}) is {problem}; "
             f"write a number{fix}"
         )
-    return values
+
+    return parse_numbers(column, refuse)
 
 
 def _non_negative(column: pd.Series, path: Path, name: str, frame: pd.DataFrame) -> np.ndarray:

@@ -4,13 +4,15 @@ messages, a time grid from a start, sensor locations and road-distance tables.""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from urbanflow.data.timegrid import parse_frequency, parse_local_time
+from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
+from urbanflow.data.timegrid import frequency_alias, parse_frequency, parse_local_time
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import gaussian_kernel_graph, weighted_graph
 from urbanflow.graph.graph import SensorGraph
@@ -27,7 +29,7 @@ def require_file(path: Path | str, what: str) -> Path:
     return path
 
 
-def some(items: Sequence[object], limit: int = MAX_LISTED) -> str:
+def first_listed(items: Sequence[object], limit: int = MAX_LISTED) -> str:
     """Up to ``limit`` items for a message, with a count of the rest."""
     shown = ", ".join(str(item) for item in items[:limit])
     rest = len(items) - limit
@@ -58,6 +60,56 @@ def grid_from_start(start: str, num_steps: int, frequency: str, timezone: str) -
     step = parse_frequency(frequency)
     first = parse_local_time(start, timezone, "start")
     return pd.date_range(first, periods=num_steps, freq=step).as_unit("ns")
+
+
+def one_channel_dataset(
+    values: np.ndarray,
+    timestamps: pd.DatetimeIndex,
+    sensors: Sensors,
+    graph: SensorGraph,
+    *,
+    step: pd.Timedelta,
+    about: DatasetMetadata,
+) -> CityDataset:
+    """A ``CityDataset`` of one quantity: ``[t n]`` readings, one channel named after it.
+
+    Parameters
+    ----------
+    values
+        ``[t n]`` readings (cast to float32), NaN where missing.
+    timestamps
+        ``[t]`` time-zone-aware grid.
+    sensors
+        The ``n`` sensors.
+    graph
+        Their graph.
+    step
+        The grid's step; it sets ``metadata.frequency``.
+    about
+        The rest of the metadata; ``channels`` becomes ``(quantity,)``.
+    """
+    metadata = replace(about, frequency=frequency_alias(step), channels=(about.quantity,))
+    readings = np.asarray(values, dtype=np.float32)[:, :, np.newaxis]
+    return CityDataset(readings, timestamps, sensors, graph, metadata)
+
+
+def sensor_coordinates(
+    locations_csv: Path | str | None, sensor_ids: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[n]`` latitudes and longitudes from a locations CSV (see :func:`read_locations`),
+    NaN when there is none.
+
+    Parameters
+    ----------
+    locations_csv
+        The locations CSV, or None.
+    sensor_ids
+        The ``n`` sensor ids, in the readings' order.
+    """
+    if locations_csv is None:
+        nowhere = np.full(len(sensor_ids), np.nan)
+        return nowhere, nowhere
+    return read_locations(locations_csv, sensor_ids)
 
 
 def read_locations(path: Path | str, sensor_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -104,13 +156,13 @@ def read_locations(path: Path | str, sensor_ids: Sequence[str]) -> tuple[np.ndar
     duplicated = table.index[table.index.duplicated()].unique().tolist()
     if duplicated:
         raise DataError(
-            f"{path}: sensor ids listed twice: {some(duplicated)}; give each sensor one row"
+            f"{path}: sensor ids listed twice: {first_listed(duplicated)}; give each sensor one row"
         )
     absent = [i for i in sensor_ids if i not in table.index]
     if absent:
         raise DataError(
-            f"{path}: no location for {len(absent)} sensors of the readings: {some(absent)}; "
-            "add a row sensor_id,latitude,longitude for each"
+            f"{path}: no location for {len(absent)} sensors of the readings: "
+            f"{first_listed(absent)}; add a row sensor_id,latitude,longitude for each"
         )
     located = table.loc[list(sensor_ids)]
     return located["latitude"].to_numpy(), located["longitude"].to_numpy()
@@ -183,7 +235,7 @@ def _distance_rows(
         unknown = pd.unique(np.concatenate([sources[src < 0], targets[dst < 0]])).tolist()
         raise DataError(
             f"{path}: rows name {len(unknown)} sensors that are not in the readings: "
-            f"{some(unknown)}; use the distance file of this data set (and its id list)"
+            f"{first_listed(unknown)}; use the distance file of this data set (and its id list)"
         )
     if not known.any():
         raise DataError(
@@ -193,16 +245,32 @@ def _distance_rows(
     return src[known], dst[known], distances[known]
 
 
-def read_csv(path: Path, what: str, **options: object) -> pd.DataFrame:
-    """``pd.read_csv`` whose failures are one-line ``DataError``s naming ``path``."""
+def read_csv(
+    path: Path, what: str = "", *, label: str | None = None, **options: object
+) -> pd.DataFrame:
+    """``pd.read_csv`` whose failures are one-line ``DataError``s naming the file (and for a
+    broken row, the line pandas stopped at).
+
+    Parameters
+    ----------
+    path
+        The CSV file.
+    what
+        What the file is, for messages (``"T-GCN CSV"``); empty: the name alone says it.
+    label
+        How messages name the file; default ``path`` as given.
+    **options
+        Passed on to ``pd.read_csv``.
+    """
+    subject = f"{path if label is None else label}:" + (f" {what} is" if what else "")
     try:
         return pd.read_csv(path, **options)
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: {what} is empty; write a header row and data rows") from None
+        raise DataError(f"{subject} empty; write a header row and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         detail = str(error).strip().splitlines()[-1]
         raise DataError(
-            f"{path}: {what} is not valid CSV ({detail}); save it as comma-separated UTF-8 "
+            f"{subject} not valid CSV ({detail}); save it as comma-separated UTF-8 "
             "text with the same number of fields on every row"
         ) from None
 
@@ -215,15 +283,42 @@ def _read_text_table(path: Path, what: str) -> pd.DataFrame:
     return frame.fillna("")
 
 
+def parse_numbers(cells: pd.Series, refuse: Callable[[int, str], DataError]) -> np.ndarray:
+    """``[r]`` float64 of table cells: numbers (or number text) as they are, empty cells NaN.
+
+    The one way the readers turn cells into numbers. The first cell that is text but not a
+    number, or is infinite, raises ``refuse(row, problem)``: ``row`` its position in
+    ``cells``, ``problem`` ``"not a number"`` or ``"not a finite number"``; the reader
+    phrases the message (file, line, column).
+
+    Parameters
+    ----------
+    cells
+        ``[r]`` one column: text (missing or blank = empty) or an already numeric dtype.
+    refuse
+        Builds the ``DataError`` for a bad cell from its row and the problem.
+    """
+    if pd.api.types.is_numeric_dtype(cells):
+        values = cells.to_numpy(np.float64)
+        written = ~np.isnan(values)
+    else:
+        text = cells.where(cells.notna(), "").astype(str).str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+        written = (text != "").to_numpy()
+    bad = np.flatnonzero(written & ~np.isfinite(values))
+    if bad.size:
+        row = int(bad[0])
+        raise refuse(row, "not a finite number" if np.isinf(values[row]) else "not a number")
+    return values
+
+
 def _numeric_column(column: pd.Series, path: Path, name: str, first_line: int) -> np.ndarray:
     """``[r]`` float64 from text cells; empty cells NaN, other text a ``DataError``."""
-    text = column.astype(str).str.strip()
-    values = pd.to_numeric(text.replace("", np.nan), errors="coerce").to_numpy(np.float64)
-    bad = np.flatnonzero(np.isnan(values) & (text != "").to_numpy())
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(
-            f"{path}: line {first_line + i + 1} has {name} {text.iloc[i]!r}, not a number; "
-            "write a plain decimal number"
+
+    def refuse(row: int, problem: str) -> DataError:
+        return DataError(
+            f"{path}: line {first_line + row + 1} has {name} {column.iloc[row].strip()!r}, "
+            f"{problem}; write a plain decimal number"
         )
-    return values
+
+    return parse_numbers(column, refuse)

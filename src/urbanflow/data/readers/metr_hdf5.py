@@ -23,12 +23,13 @@ import tables
 from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
 from urbanflow.data.readers.common import (
     distance_graph,
+    first_listed,
     normalise_id,
-    read_locations,
+    one_channel_dataset,
     require_file,
-    some,
+    sensor_coordinates,
 )
-from urbanflow.data.timegrid import check_timezone, frequency_alias
+from urbanflow.data.timegrid import check_timezone
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import knn_graph, weighted_graph
 from urbanflow.graph.graph import SensorGraph
@@ -94,10 +95,7 @@ def read_traffic_hdf5(
     if null_value is not None:
         values[values == null_value] = np.nan
     timestamps, step = _timestamps(frame.index, h5_path, timezone)
-    if locations_csv is None:
-        latitude = longitude = np.full(len(sensor_ids), np.nan)
-    else:
-        latitude, longitude = read_locations(locations_csv, sensor_ids)
+    latitude, longitude = sensor_coordinates(locations_csv, sensor_ids)
     if adjacency_pkl is not None:
         graph = read_dcrnn_adjacency(adjacency_pkl, sensor_ids)
     elif distances_csv is not None:
@@ -106,22 +104,12 @@ def read_traffic_hdf5(
         graph = knn_graph(latitude, longitude)
     else:
         graph = SensorGraph.empty(len(sensor_ids))
-    return CityDataset(
-        readings=values.astype(np.float32)[:, :, np.newaxis],
-        timestamps=timestamps,
-        sensors=Sensors(sensor_ids, latitude, longitude),
-        graph=graph,
-        metadata=DatasetMetadata(
-            name=name,
-            quantity=quantity,
-            unit=unit,
-            frequency=frequency_alias(step),
-            timezone=timezone,
-            null_value=null_value,
-            source=f"{h5_path.name} (DCRNN HDF5 layout)",
-            channels=(quantity,),
-        ),
+    sensors = Sensors(sensor_ids, latitude, longitude)
+    source = f"{h5_path.name} (DCRNN HDF5 layout)"
+    about = DatasetMetadata(
+        name, quantity, unit, timezone=timezone, null_value=null_value, source=source
     )
+    return one_channel_dataset(values, timestamps, sensors, graph, step=step, about=about)
 
 
 def read_hdf_frame(path: Path) -> pd.DataFrame:
@@ -130,7 +118,9 @@ def read_hdf_frame(path: Path) -> pd.DataFrame:
         with pd.HDFStore(path, mode="r") as store:
             keys = store.keys()
             if len(keys) != 1:
-                found = f"{len(keys)} pandas keys ({some(keys)})" if keys else "no pandas key"
+                found = (
+                    f"{len(keys)} pandas keys ({first_listed(keys)})" if keys else "no pandas key"
+                )
                 raise DataError(
                     f"{path}: holds {found}; expected exactly one DataFrame written with "
                     "DataFrame.to_hdf"
@@ -179,7 +169,7 @@ def read_dcrnn_adjacency(path: Path | str, sensor_ids: Sequence[str]) -> SensorG
     if absent:
         raise DataError(
             f"{path}: {len(absent)} sensors of the readings are not in the pickle: "
-            f"{some(absent)}; use the adj_mx.pkl of this data set"
+            f"{first_listed(absent)}; use the adj_mx.pkl of this data set"
         )
     positions = np.array([index[i] for i in sensor_ids], dtype=object)
     if not all(isinstance(p, (int, np.integer)) and 0 <= p < size for p in positions):
@@ -234,7 +224,8 @@ def _sensor_ids(columns: pd.Index, path: Path) -> tuple[str, ...]:
     repeated = [i for i in ids if i in seen or seen.add(i)]
     if repeated:
         raise DataError(
-            f"{path}: sensor columns appear twice: {some(repeated)}; keep one column per sensor"
+            f"{path}: sensor columns appear twice: {first_listed(repeated)}; "
+            "keep one column per sensor"
         )
     return ids
 

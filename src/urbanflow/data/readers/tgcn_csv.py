@@ -21,11 +21,13 @@ from urbanflow.data.readers.common import (
     grid_from_start,
     is_number,
     normalise_id,
+    one_channel_dataset,
+    parse_numbers,
     read_csv,
-    read_locations,
     require_file,
+    sensor_coordinates,
 )
-from urbanflow.data.timegrid import frequency_alias, parse_frequency
+from urbanflow.data.timegrid import parse_frequency
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import weighted_graph
 from urbanflow.graph.graph import SensorGraph
@@ -59,25 +61,11 @@ def read_tgcn_csv(
     sensor_ids, values = read_speed_table(speed_csv)
     graph = read_adjacency_matrix(adjacency_csv, len(sensor_ids))
     timestamps = grid_from_start(start, values.shape[0], frequency, timezone)
-    if locations_csv is None:
-        latitude = longitude = np.full(len(sensor_ids), np.nan)
-    else:
-        latitude, longitude = read_locations(locations_csv, sensor_ids)
-    return CityDataset(
-        readings=values[:, :, np.newaxis],
-        timestamps=timestamps,
-        sensors=Sensors(sensor_ids, latitude, longitude),
-        graph=graph,
-        metadata=DatasetMetadata(
-            name=name,
-            quantity=quantity,
-            unit=unit,
-            frequency=frequency_alias(parse_frequency(frequency)),
-            timezone=timezone,
-            source=f"{speed_csv.name} (T-GCN layout)",
-            channels=(quantity,),
-        ),
-    )
+    sensors = Sensors(sensor_ids, *sensor_coordinates(locations_csv, sensor_ids))
+    source = f"{speed_csv.name} (T-GCN layout)"
+    about = DatasetMetadata(name, quantity, unit, timezone=timezone, source=source)
+    step = parse_frequency(frequency)
+    return one_channel_dataset(values, timestamps, sensors, graph, step=step, about=about)
 
 
 def read_speed_table(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
@@ -133,24 +121,19 @@ def _numeric(
     frame: pd.DataFrame, path: Path, first_line: int, labels: tuple[str, ...]
 ) -> np.ndarray:
     """``[r k]`` float64 of a table; an empty cell is NaN, other text a ``DataError``."""
-    for j, column in enumerate(frame.columns):
-        if pd.api.types.is_numeric_dtype(frame[column]):
-            continue
-        coerced = pd.to_numeric(frame[column], errors="coerce")
-        bad = np.flatnonzero((coerced.isna() & frame[column].notna()).to_numpy())
-        if bad.size:
-            i = int(bad[0])
-            raise DataError(
-                f"{path}: line {first_line + i}, column {labels[j]} holds "
-                f"{frame[column].iloc[i]!r}, not a number; write plain numbers "
-                "(an empty cell for a missing value)"
-            )
-        frame[column] = coerced
-    values = frame.to_numpy(np.float64)
-    if np.isinf(values).any():
-        i, j = np.argwhere(np.isinf(values))[0]
-        raise DataError(
-            f"{path}: line {first_line + i}, column {labels[j]} is infinite; "
-            "write a finite number or leave the cell empty"
-        )
-    return values
+
+    def parse(j: int) -> np.ndarray:
+        cells = frame.iloc[:, j]
+
+        def refuse(row: int, problem: str) -> DataError:
+            place = f"{path}: line {first_line + row}, column {labels[j]}"
+            if problem == "not a number":
+                return DataError(
+                    f"{place} holds {cells.iloc[row]!r}, not a number; write plain numbers "
+                    "(an empty cell for a missing value)"
+                )
+            return DataError(f"{place} is infinite; write a finite number or leave the cell empty")
+
+        return parse_numbers(cells, refuse)
+
+    return np.stack([parse(j) for j in range(frame.shape[1])], axis=1)
