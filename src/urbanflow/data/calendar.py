@@ -14,7 +14,15 @@ from urbanflow.data.timegrid import steps_per_day
 
 
 def step_times(dataset: CityDataset, indices: np.ndarray) -> pd.DatetimeIndex:
-    """Local timestamps of grid steps ``indices`` (any shape, flattened), also past the end."""
+    """Local timestamps of grid steps ``indices`` (any shape, flattened), also past the end.
+
+    Parameters
+    ----------
+    dataset
+        The dataset whose grid (first timestamp, step, zone) is extended.
+    indices
+        Grid step indices, any shape; may lie past the last step.
+    """
     nanoseconds = dataset.timestamps[0].value + np.ravel(indices).astype(np.int64) * (
         dataset.step.value
     )
@@ -22,7 +30,13 @@ def step_times(dataset: CityDataset, indices: np.ndarray) -> pd.DatetimeIndex:
 
 
 def nanoseconds_of_day(stamps: pd.DatetimeIndex) -> np.ndarray:
-    """``[k]`` wall-clock time since local midnight, in nanoseconds."""
+    """``[k]`` wall-clock time since local midnight, in nanoseconds.
+
+    Parameters
+    ----------
+    stamps
+        ``[k]`` time-zone-aware timestamps.
+    """
     seconds = stamps.hour * 3600 + stamps.minute * 60 + stamps.second
     return np.asarray(seconds, dtype=np.int64) * 10**9 + np.asarray(
         stamps.microsecond * 1000 + stamps.nanosecond, dtype=np.int64
@@ -30,6 +44,14 @@ def nanoseconds_of_day(stamps: pd.DatetimeIndex) -> np.ndarray:
 
 
 def calendar_slots(stamps: pd.DatetimeIndex, step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
-    """``([k], [k])`` local weekday (Monday = 0) and time-of-day slot of each timestamp."""
+    """``([k], [k])`` local weekday (Monday = 0) and time-of-day slot of each timestamp.
+
+    Parameters
+    ----------
+    stamps
+        ``[k]`` time-zone-aware timestamps.
+    step
+        The grid's step; slots are ``step`` wide, ``steps_per_day(step)`` a day.
+    """
     slot = np.minimum(nanoseconds_of_day(stamps) // step.value, steps_per_day(step) - 1)
     return np.asarray(stamps.day_of_week, dtype=np.int64), slot

@@ -29,7 +29,13 @@ TGCN_RELEASES = {
 
 
 def embedded_folder(name: str) -> Path:
-    """The city folder of an embedded dataset, inside the installed package."""
+    """The city folder of an embedded dataset, inside the installed package.
+
+    Parameters
+    ----------
+    name
+        An embedded dataset's name (``los-loop``).
+    """
     return Path(str(resources.files("urbanflow") / "datasets" / name))
 
 
@@ -39,7 +45,14 @@ def dataset_names() -> list[str]:
 
 
 def load_dataset(name_or_path: str | Path) -> CityDataset:
-    """A dataset by built-in name, or read from a path in any supported layout."""
+    """A dataset by built-in name, or read from a path in any supported layout.
+
+    Parameters
+    ----------
+    name_or_path
+        A name of :func:`dataset_names`, or the path of a city folder, ``.h5`` or
+        ``.npz`` file, or T-GCN folder.
+    """
     text = str(name_or_path)
     if text in EMBEDDED:
         return read_city_folder(embedded_folder(text))

@@ -19,6 +19,17 @@ class Sensors:
     """Sensor identities and positions, in the order of the readings' ``n`` axis.
 
     Coordinates are degrees (WGS 84); NaN where a format gives none (PEMS0X files).
+
+    Parameters
+    ----------
+    ids
+        ``[n]`` sensor ids (kept as text), unique.
+    latitude
+        ``[n]`` degrees north, -90..90; NaN where unknown.
+    longitude
+        ``[n]`` degrees east, -180..180; NaN where unknown.
+    names
+        ``[n]`` display names, or None (the default).
     """
 
     ids: tuple[str, ...]
@@ -74,7 +85,30 @@ class Sensors:
 
 @dataclass(frozen=True)
 class DatasetMetadata:
-    """What the readings measure and where they come from."""
+    """What the readings measure and where they come from.
+
+    Parameters
+    ----------
+    name
+        The dataset's name.
+    quantity
+        What channel 0 measures (``speed``, ``flow``); default ``value``.
+    unit
+        Its unit (``mph``); default empty.
+    frequency
+        The grid's step as a pandas alias (``5min``); empty: taken from the timestamps.
+    timezone
+        IANA name of the local time zone; default ``UTC``.
+    null_value
+        The value the source used for a missing reading (turned into NaN), or None (the
+        default).
+    source
+        Where the readings come from; default empty.
+    licence
+        Terms of use of the data; default empty.
+    channels
+        Name of each channel ``c``; default ``('value',)``.
+    """
 
     name: str
     quantity: str = "value"
@@ -94,6 +128,19 @@ class CityDataset:
     ``readings``: ``[t n c]`` float32, NaN where a reading is missing (a reader turns the
     declared null value into NaN). Channel 0 is the quantity forecast.
     ``timestamps``: ``[t]`` timezone-aware, strictly increasing, one ``frequency`` apart.
+
+    Parameters
+    ----------
+    readings
+        ``[t n c]`` float32, NaN where missing; channel 0 is forecast.
+    timestamps
+        ``[t]`` time-zone-aware, one step apart.
+    sensors
+        The ``n`` sensors, in the order of the readings' ``n`` axis.
+    graph
+        Graph over the ``n`` sensors.
+    metadata
+        What the readings measure and where they come from.
     """
 
     readings: np.ndarray
@@ -161,7 +208,15 @@ class CityDataset:
         return float(np.isnan(self.readings[..., 0]).mean())
 
     def slice_steps(self, start: int, stop: int) -> CityDataset:
-        """The readings of steps ``[start, stop)``, same sensors, graph and metadata."""
+        """The readings of steps ``[start, stop)``, same sensors, graph and metadata.
+
+        Parameters
+        ----------
+        start
+            First step kept (index into ``t``).
+        stop
+            Step after the last one kept.
+        """
         if not 0 <= start < stop <= self.num_steps:
             raise DataError(f"step range [{start}, {stop}) is outside 0..{self.num_steps}")
         return replace(

@@ -43,6 +43,15 @@ class RemoteFile:
 
     ``urls`` are mirrors of the same bytes, tried in order. ``sha256`` is set only where a
     publisher gives a checksum; ``None`` means the first download's checksum is recorded.
+
+    Parameters
+    ----------
+    filename
+        Its name in the dataset folder.
+    urls
+        Mirrors of the same bytes, tried in order.
+    sha256
+        Published SHA-256 (hex), or None (the default).
     """
 
     filename: str
@@ -52,7 +61,21 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class RemoteDataset:
-    """A downloadable dataset: what it is, whom to cite, its terms and its files."""
+    """A downloadable dataset: what it is, whom to cite, its terms and its files.
+
+    Parameters
+    ----------
+    name
+        The dataset's name (``metr-la``).
+    description
+        What the readings are, one paragraph.
+    citation
+        Whom to cite.
+    licence
+        Terms of use of the files.
+    files
+        The files its reader needs.
+    """
 
     name: str
     description: str
@@ -221,7 +244,17 @@ def cache_dir() -> Path:
 def dataset_folder(
     name: str, cache: Path | None = None, *, catalogue: Mapping[str, RemoteDataset] = CATALOGUE
 ) -> Path:
-    """The folder a dataset is (or would be) downloaded to: ``<cache>/datasets/<name>``."""
+    """The folder a dataset is (or would be) downloaded to: ``<cache>/datasets/<name>``.
+
+    Parameters
+    ----------
+    name
+        A dataset name of ``catalogue``.
+    cache
+        Cache root; default :func:`cache_dir`.
+    catalogue
+        Datasets by name; default the built-in ``CATALOGUE``.
+    """
     dataset = _lookup(name, catalogue)
     root = Path(cache) if cache is not None else cache_dir()
     return root / "datasets" / dataset.name
@@ -230,7 +263,17 @@ def dataset_folder(
 def is_downloaded(
     name: str, cache: Path | None = None, *, catalogue: Mapping[str, RemoteDataset] = CATALOGUE
 ) -> bool:
-    """Whether every file of the dataset is in its folder (without hashing them)."""
+    """Whether every file of the dataset is in its folder (without hashing them).
+
+    Parameters
+    ----------
+    name
+        A dataset name of ``catalogue``.
+    cache
+        Cache root; default :func:`cache_dir`.
+    catalogue
+        Datasets by name; default the built-in ``CATALOGUE``.
+    """
     dataset = _lookup(name, catalogue)
     folder = dataset_folder(name, cache, catalogue=catalogue)
     return all((folder / remote.filename).is_file() for remote in dataset.files)
@@ -249,6 +292,20 @@ def download(
     Raises :class:`DownloadError` when no mirror of a file can be reached (with the manual
     fix) or when a file does not match its published or recorded checksum, and
     :class:`UnknownNameError` for a name not in ``catalogue``.
+
+    Parameters
+    ----------
+    name
+        A dataset name of ``catalogue``.
+    cache
+        Cache root; default :func:`cache_dir`.
+    progress
+        Called as ``progress(filename, bytes_done, bytes_total)`` while a file streams;
+        default none.
+    timeout
+        Seconds to wait on a connection or read; default 30.
+    catalogue
+        Datasets by name; default the built-in ``CATALOGUE``.
     """
     dataset = _lookup(name, catalogue)
     folder = dataset_folder(name, cache, catalogue=catalogue)

@@ -20,7 +20,13 @@ NS_PER_DAY = 86_400 * 10**9
 
 
 def parse_frequency(text: str) -> pd.Timedelta:
-    """A pandas alias (``5min``, ``15min``, ``1h``) or an ISO 8601 duration (``PT5M``)."""
+    """A pandas alias (``5min``, ``15min``, ``1h``) or an ISO 8601 duration (``PT5M``).
+
+    Parameters
+    ----------
+    text
+        The frequency as written by the user.
+    """
     cleaned = str(text).strip()
     try:
         if cleaned.upper().startswith("P"):
@@ -40,7 +46,13 @@ def parse_frequency(text: str) -> pd.Timedelta:
 
 
 def frequency_alias(step: pd.Timedelta) -> str:
-    """The canonical pandas alias of a step, e.g. ``5min``, ``1h`` (never a bare ``h``)."""
+    """The canonical pandas alias of a step, e.g. ``5min``, ``1h`` (never a bare ``h``).
+
+    Parameters
+    ----------
+    step
+        A positive duration.
+    """
     alias = pd.tseries.frequencies.to_offset(step).freqstr
     return alias if alias[0].isdigit() else f"1{alias}"
 
@@ -117,7 +129,13 @@ def steps_per_day(step: pd.Timedelta) -> int:
 
 
 def infer_step(times_ns: np.ndarray) -> pd.Timedelta:
-    """The most common gap between consecutive distinct times (ties: the smallest)."""
+    """The most common gap between consecutive distinct times (ties: the smallest).
+
+    Parameters
+    ----------
+    times_ns
+        ``[r]`` int64 times (UTC ns), any order, repeats allowed.
+    """
     distinct = np.unique(times_ns)
     if distinct.size < 2:
         raise DataError("only one distinct timestamp: cannot infer the step; set `frequency`")
@@ -127,7 +145,17 @@ def infer_step(times_ns: np.ndarray) -> pd.Timedelta:
 
 @dataclass(frozen=True)
 class ParsedTimes:
-    """Per-row absolute times (``[r]`` int64 UTC ns), NaT rows flagged in ``invalid``."""
+    """Per-row absolute times (``[r]`` int64 UTC ns), NaT rows flagged in ``invalid``.
+
+    Parameters
+    ----------
+    utc_ns
+        ``[r]`` int64 UTC nanoseconds (0 where invalid).
+    invalid
+        ``[r]`` bool, rows that could not be placed in time.
+    problem
+        Why: ``unparseable`` or ``nonexistent``; empty when none.
+    """
 
     utc_ns: np.ndarray
     invalid: np.ndarray
@@ -141,6 +169,15 @@ def parse_timestamps(texts: pd.Series, occurrence: np.ndarray, timezone: str) ->
     ``timezone``; ``occurrence`` (0, 1, …) is how often the same naive text was already seen
     for the same sensor in file order, which resolves the repeated autumn hour: the first
     occurrence is daylight time, the second standard time.
+
+    Parameters
+    ----------
+    texts
+        ``[r]`` timestamp texts, one per row.
+    occurrence
+        ``[r]`` int, how often the same naive text was seen before for the same sensor.
+    timezone
+        IANA zone of naive texts.
     """
     uniques, codes = _factorize(texts)
     has_offset = np.array([bool(OFFSET_SUFFIX.search(u)) for u in uniques])
@@ -187,16 +224,40 @@ def _to_datetime(texts: pd.Series, utc: bool) -> pd.Series:
 
 @dataclass(frozen=True)
 class Grid:
-    """A regular grid: ``start`` UTC ns, ``step`` ns, ``length`` steps."""
+    """A regular grid: ``start`` UTC ns, ``step`` ns, ``length`` steps.
+
+    Parameters
+    ----------
+    start
+        First step, UTC ns.
+    step
+        Step, ns.
+    length
+        Number of steps.
+    """
 
     start: int
     step: int
     length: int
 
     def positions(self, utc_ns: np.ndarray) -> np.ndarray:
+        """``[r]`` step index of each time (times off the grid round down).
+
+        Parameters
+        ----------
+        utc_ns
+            ``[r]`` int64 UTC ns on the grid.
+        """
         return (utc_ns - self.start) // self.step
 
     def index(self, timezone: str) -> pd.DatetimeIndex:
+        """``[length]`` the grid's timestamps, shown in ``timezone``.
+
+        Parameters
+        ----------
+        timezone
+            IANA zone the timestamps are shown in.
+        """
         utc_ns = self.start + self.step * np.arange(self.length, dtype=np.int64)
         return pd.to_datetime(utc_ns, unit="ns", utc=True).tz_convert(timezone)
 
@@ -206,6 +267,13 @@ def fit_grid(utc_ns: np.ndarray, step: pd.Timedelta | None) -> tuple[Grid, int |
 
     The grid's phase is the one most rows share (ties: the earliest time's), so a single
     stray first row is the one reported, not every row after it.
+
+    Parameters
+    ----------
+    utc_ns
+        ``[r]`` int64 UTC ns of the rows.
+    step
+        The grid's step; None: inferred (:func:`infer_step`).
     """
     step_ns = (step if step is not None else infer_step(utc_ns)).value
     phase = (utc_ns - utc_ns.min()) % step_ns

@@ -65,7 +65,20 @@ GRAPH_KEYS = ("neighbours", "kernel_sigma_m", "kernel_threshold")
 
 @dataclass(frozen=True)
 class FolderSettings:
-    """The optional ``dataset.toml``: what the readings are, and how to build the graph."""
+    """The optional ``dataset.toml``: what the readings are, and how to build the graph.
+
+    Parameters
+    ----------
+    metadata
+        What the readings are (name, quantity, unit, frequency, timezone, null value).
+    neighbours
+        k of the kNN graph built from coordinates when there is no ``edges.csv``.
+    kernel_sigma_m
+        σ in metres of the distance kernel; None (the default): the distances' standard
+        deviation.
+    kernel_threshold
+        Kernel weights below this are dropped.
+    """
 
     metadata: DatasetMetadata
     neighbours: int = DEFAULT_NEIGHBOURS
@@ -74,7 +87,13 @@ class FolderSettings:
 
 
 def read_city_folder(folder: Path | str) -> CityDataset:
-    """Read and validate a city folder into a :class:`CityDataset`."""
+    """Read and validate a city folder into a :class:`CityDataset`.
+
+    Parameters
+    ----------
+    folder
+        The city folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder; give the path of a city folder")
@@ -135,6 +154,13 @@ def read_city_folder(folder: Path | str) -> CityDataset:
 
 
 def read_settings(folder: Path) -> FolderSettings:
+    """The folder's ``dataset.toml``, checked key by key; defaults when there is none.
+
+    Parameters
+    ----------
+    folder
+        The city folder.
+    """
     path = folder / "dataset.toml"
     if not path.exists():
         return FolderSettings(DatasetMetadata(name=folder.name))
@@ -164,6 +190,13 @@ def read_settings(folder: Path) -> FolderSettings:
 
 
 def read_sensors(path: Path) -> Sensors:
+    """The sensors of ``sensors.csv``: unique ids, coordinates in range, optional names.
+
+    Parameters
+    ----------
+    path
+        The folder's ``sensors.csv``.
+    """
     if not path.exists():
         raise DataError(
             f"{path.parent.name}/{path.name} is missing; write sensor_id,latitude,longitude "
@@ -195,7 +228,17 @@ def read_sensors(path: Path) -> Sensors:
 
 
 def read_graph(folder: Path, sensors: Sensors, settings: FolderSettings) -> SensorGraph:
-    """From ``edges.csv`` (distances → Gaussian kernel, or weights), else kNN on coordinates."""
+    """From ``edges.csv`` (distances → Gaussian kernel, or weights), else kNN on coordinates.
+
+    Parameters
+    ----------
+    folder
+        The city folder.
+    sensors
+        Its sensors.
+    settings
+        Its ``dataset.toml`` settings (kNN and kernel options).
+    """
     path = folder / "edges.csv"
     if not path.exists():
         return knn_graph(sensors.latitude, sensors.longitude, k=settings.neighbours)

@@ -22,7 +22,15 @@ _INTEGRAL_FLOAT = re.compile(r"^([+-]?\d+)\.0*$")
 
 
 def require_file(path: Path | str, what: str) -> Path:
-    """``path`` as a ``Path`` if it is an existing file, else a ``DataError``."""
+    """``path`` as a ``Path`` if it is an existing file, else a ``DataError``.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What it is, for the message (``HDF5 readings file``).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found; check the path")
@@ -30,21 +38,41 @@ def require_file(path: Path | str, what: str) -> Path:
 
 
 def first_listed(items: Sequence[object], limit: int = MAX_LISTED) -> str:
-    """Up to ``limit`` items for a message, with a count of the rest."""
+    """Up to ``limit`` items for a message, with a count of the rest.
+
+    Parameters
+    ----------
+    items
+        The items (ids, keys).
+    limit
+        Most items shown; default 5.
+    """
     shown = ", ".join(str(item) for item in items[:limit])
     rest = len(items) - limit
     return f"{shown} and {rest} more" if rest > 0 else shown
 
 
 def normalise_id(text: object) -> str:
-    """A sensor id as text: whitespace stripped, ``"400001.0"`` written ``"400001"``."""
+    """A sensor id as text: whitespace stripped, ``"400001.0"`` written ``"400001"``.
+
+    Parameters
+    ----------
+    text
+        An id cell (text or number).
+    """
     cleaned = str(text).strip()
     match = _INTEGRAL_FLOAT.match(cleaned)
     return match.group(1) if match else cleaned
 
 
 def is_number(text: str) -> bool:
-    """Whether ``text`` parses as a float."""
+    """Whether ``text`` parses as a float.
+
+    Parameters
+    ----------
+    text
+        A cell's text.
+    """
     try:
         float(text)
     except ValueError:
@@ -56,6 +84,17 @@ def grid_from_start(start: str, num_steps: int, frequency: str, timezone: str) -
     """``[t]`` timestamps ``start, start + step, …`` in absolute time, shown in ``timezone``.
 
     A naive ``start`` is local time in ``timezone``; one with an offset is used as given.
+
+    Parameters
+    ----------
+    start
+        First timestamp; naive text is local time in ``timezone``.
+    num_steps
+        ``t``, the number of timestamps.
+    frequency
+        The step: pandas alias (``5min``) or ISO 8601 (``PT5M``).
+    timezone
+        IANA zone the timestamps are shown in.
     """
     step = parse_frequency(frequency)
     first = parse_local_time(start, timezone, "start")
@@ -118,6 +157,13 @@ def read_locations(path: Path | str, sensor_ids: Sequence[str]) -> tuple[np.ndar
     Accepted layouts: a header naming ``sensor_id,latitude,longitude`` (other columns such
     as ``index`` ignored; METR-LA), or no header with ``sensor_id,latitude,longitude``
     (PEMS-BAY) or ``index,sensor_id,latitude,longitude``. Rows of other sensors are ignored.
+
+    Parameters
+    ----------
+    path
+        The locations CSV.
+    sensor_ids
+        The ``n`` sensor ids wanted, in the readings' order.
     """
     path = require_file(path, "locations CSV")
     frame = _read_text_table(path, "locations CSV")
@@ -173,6 +219,11 @@ def read_distances(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
     The header is optional; with one, the third column may be named ``distance`` or
     ``cost``. Ids are returned as text (see :func:`normalise_id`).
+
+    Parameters
+    ----------
+    path
+        The distances CSV.
     """
     path = require_file(path, "distances CSV")
     frame = _read_text_table(path, "distances CSV")
@@ -208,6 +259,15 @@ def distance_graph(
     Rows naming a sensor outside ``sensor_ids`` raise a ``DataError``, or are skipped when
     ``drop_unknown`` (as DCRNN does for METR-LA's distance table, which covers more
     detectors than the readings); σ is then the spread of the rows kept.
+
+    Parameters
+    ----------
+    path
+        The distances CSV (metres).
+    sensor_ids
+        The ``n`` sensor ids, in the readings' order.
+    drop_unknown
+        Skip rows naming other sensors instead of refusing them; default False.
     """
     src, dst, distances = _distance_rows(path, sensor_ids, drop_unknown)
     try:
@@ -217,7 +277,15 @@ def distance_graph(
 
 
 def connectivity_graph(path: Path | str, sensor_ids: Sequence[str]) -> SensorGraph:
-    """Weight-1 edges, both ways, between the sensor pairs a distances CSV lists."""
+    """Weight-1 edges, both ways, between the sensor pairs a distances CSV lists.
+
+    Parameters
+    ----------
+    path
+        The distances CSV.
+    sensor_ids
+        The ``n`` sensor ids, in the readings' order.
+    """
     src, dst, _ = _distance_rows(path, sensor_ids, drop_unknown=False)
     ones = np.ones(2 * src.size)
     return weighted_graph(len(sensor_ids), np.r_[src, dst], np.r_[dst, src], ones)

@@ -81,6 +81,27 @@ def read_traffic_hdf5(
     Safety: a pickle can run code when loaded. ``adjacency_pkl`` is read only for this one
     documented format, with an unpickler that refuses everything but NumPy arrays. Give only
     a file from the DCRNN release or one you made yourself.
+
+    Parameters
+    ----------
+    h5_path
+        The ``.h5`` readings file.
+    adjacency_pkl
+        DCRNN ``adj_mx.pkl``; default none.
+    distances_csv
+        Road distances ``from,to,distance``; default none.
+    locations_csv
+        Sensor coordinates; default none (NaN).
+    name
+        The dataset's name; default ``metr-la``.
+    timezone
+        IANA time-zone name (``America/Los_Angeles``); default ``UTC``.
+    null_value
+        Cell value meaning missing; default 0; None: none.
+    quantity
+        What the readings measure; default ``speed``.
+    unit
+        Their unit; default ``mph``.
     """
     h5_path = require_file(h5_path, "HDF5 readings file")
     if adjacency_pkl is not None and distances_csv is not None:
@@ -113,7 +134,13 @@ def read_traffic_hdf5(
 
 
 def read_hdf_frame(path: Path) -> pd.DataFrame:
-    """The DataFrame stored under the file's single key, refusing pickled Python objects."""
+    """The DataFrame stored under the file's single key, refusing pickled Python objects.
+
+    Parameters
+    ----------
+    path
+        The ``.h5`` file.
+    """
     try:
         with pd.HDFStore(path, mode="r") as store:
             keys = store.keys()
@@ -147,6 +174,13 @@ def read_dcrnn_adjacency(path: Path | str, sensor_ids: Sequence[str]) -> SensorG
 
     The pickle holds ``[sensor_ids, sensor_id_to_index, adj_mx]`` with ``adj_mx: [m m]``;
     detectors of the pickle absent from ``sensor_ids`` are left out.
+
+    Parameters
+    ----------
+    path
+        The ``adj_mx.pkl`` file.
+    sensor_ids
+        The ``n`` sensor ids of the readings, in order.
     """
     path = require_file(path, "adjacency pickle")
     content = _load_adjacency_pickle(path)

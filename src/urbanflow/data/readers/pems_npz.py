@@ -60,6 +60,23 @@ def read_pems_npz(
     adjacent detectors, so a distance kernel with σ from those few distances would drop most
     of them (no edges without the file); a row naming a sensor outside the readings is a
     ``DataError``.
+
+    Parameters
+    ----------
+    npz_path
+        The ``.npz`` readings file.
+    distances_csv
+        The release's ``from,to,cost`` CSV; default none (no edges).
+    start
+        First timestamp; naive text is local time in ``timezone``.
+    frequency
+        The step; default ``5min``.
+    timezone
+        IANA time-zone name (``America/Los_Angeles``); default ``UTC``.
+    name
+        The dataset's name; default ``pems04``.
+    id_filename
+        Sensor ids, one per line; default none (``0..n-1``).
     """
     npz_path = require_file(npz_path, "PEMS .npz file")
     data = read_npz_data(npz_path)
@@ -91,7 +108,13 @@ def read_pems_npz(
 
 
 def read_npz_data(path: Path) -> np.ndarray:
-    """The ``[t n c]`` float32 array under key ``data`` (``c`` = 1 or 3), pickles refused."""
+    """The ``[t n c]`` float32 array under key ``data`` (``c`` = 1 or 3), pickles refused.
+
+    Parameters
+    ----------
+    path
+        The ``.npz`` file.
+    """
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -131,7 +154,15 @@ def read_npz_data(path: Path) -> np.ndarray:
 
 
 def read_id_list(path: Path, num_sensors: int) -> tuple[str, ...]:
-    """Sensor ids, one per line (blank lines skipped); there must be ``num_sensors``."""
+    """Sensor ids, one per line (blank lines skipped); there must be ``num_sensors``.
+
+    Parameters
+    ----------
+    path
+        The id list.
+    num_sensors
+        ``n``, the ids expected.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:

@@ -55,6 +55,27 @@ def read_tgcn_csv(
     time in ``timezone``) and step by ``frequency`` in absolute time. Without
     ``locations_csv`` the coordinates are NaN. The graph holds every non-zero weight of the
     adjacency matrix (its diagonal gives self loops).
+
+    Parameters
+    ----------
+    speed_csv
+        Readings: a header of sensor ids, one row per step.
+    adjacency_csv
+        The ``[n n]`` weight matrix, no header.
+    start
+        Time of the first row; naive text is local time in ``timezone``.
+    frequency
+        The step; default ``5min``.
+    timezone
+        IANA time-zone name (``America/Los_Angeles``); default ``UTC``.
+    locations_csv
+        Sensor coordinates; default none (NaN).
+    name
+        The dataset's name; default ``tgcn``.
+    quantity
+        What the readings measure; default ``speed``.
+    unit
+        Their unit; default ``mph``.
     """
     speed_csv = require_file(speed_csv, "T-GCN speed CSV")
     adjacency_csv = require_file(adjacency_csv, "T-GCN adjacency CSV")
@@ -69,7 +90,13 @@ def read_tgcn_csv(
 
 
 def read_speed_table(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
-    """Sensor ids from the header and the ``[t n]`` float32 readings below it."""
+    """Sensor ids from the header and the ``[t n]`` float32 readings below it.
+
+    Parameters
+    ----------
+    path
+        The speed CSV.
+    """
     header = read_csv(path, "T-GCN CSV", header=None, nrows=1, dtype=str)
     sensor_ids = tuple(normalise_id(cell) for cell in header.iloc[0].fillna(""))
     if "" in sensor_ids:
@@ -96,7 +123,15 @@ def read_speed_table(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
 
 
 def read_adjacency_matrix(path: Path, num_sensors: int) -> SensorGraph:
-    """The graph of a headerless ``[n n]`` weight matrix, row = source sensor."""
+    """The graph of a headerless ``[n n]`` weight matrix, row = source sensor.
+
+    Parameters
+    ----------
+    path
+        The adjacency CSV.
+    num_sensors
+        ``n``, the speed CSV's sensor columns.
+    """
     frame = read_csv(path, "T-GCN CSV", header=None)
     if frame.shape != (num_sensors, num_sensors):
         raise DataError(
