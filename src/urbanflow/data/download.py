@@ -268,11 +268,11 @@ def is_downloaded(
     Parameters
     ----------
     name
-        A dataset name of ``catalogue``.
+        The dataset, as for :func:`dataset_folder`.
     cache
-        Cache root; default :func:`cache_dir`.
+        The cache root, as there.
     catalogue
-        Datasets by name; default the built-in ``CATALOGUE``.
+        The datasets by name, as there.
     """
     dataset = _lookup(name, catalogue)
     folder = dataset_folder(name, cache, catalogue=catalogue)
@@ -296,16 +296,16 @@ def download(
     Parameters
     ----------
     name
-        A dataset name of ``catalogue``.
+        Which dataset of ``catalogue``.
     cache
-        Cache root; default :func:`cache_dir`.
+        Root of the dataset folders; default :func:`cache_dir`.
     progress
         Called as ``progress(filename, bytes_done, bytes_total)`` while a file streams;
         default none.
     timeout
         Seconds to wait on a connection or read; default 30.
     catalogue
-        Datasets by name; default the built-in ``CATALOGUE``.
+        Where ``name`` is looked up; default the built-in ``CATALOGUE``.
     """
     dataset = _lookup(name, catalogue)
     folder = dataset_folder(name, cache, catalogue=catalogue)
