@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.reference import tgcn_persistence
 
 from urbanflow.data.catalog import load_dataset
 from urbanflow.evaluation.evaluate import evaluate
@@ -18,6 +19,8 @@ def los_loop():
 def test_persistence_default_check_figures(los_loop):
     plan = default_plan(los_loop.num_steps, 12, (1, 3, 6, 12))
     result = evaluate(make_model("last-value"), los_loop, plan)
+    # EVALUATION.md, check figures (Los-loop, default preset, L = 12, H = 12): 399 test
+    # samples; persistence (last-value) at steps 1 / 3 / 6 / 12.
     assert result.plan.test_samples == 399
     mae = [round(h.metrics["mae"], 3) for h in result.horizons]
     rmse = [round(h.metrics["rmse"], 3) for h in result.horizons]
@@ -28,10 +31,21 @@ def test_persistence_default_check_figures(los_loop):
 def test_persistence_tgcn_check_figures(los_loop):
     result = evaluate(make_model("last-value"), los_loop, tgcn_plan(los_loop.num_steps))
     by_steps = {h.steps: h.metrics for h in result.horizons}
+    # EVALUATION.md, preset tgcn, check: persistence (last value) on Los-loop, RMSE / MAE at
+    # 15 and 60 minutes.
     assert round(by_steps[3]["rmse"], 3) == 5.543
     assert round(by_steps[3]["mae"], 3) == 3.156
     assert round(by_steps[12]["rmse"], 3) == 8.456
     assert round(by_steps[12]["mae"], 3) == 4.433
+
+
+def test_the_independent_reference_gives_the_tgcn_check_figures():
+    """tests/reference.py (plain NumPy, used for the CLI's printed figures) agrees with
+    EVALUATION.md's tgcn check figures too, so it is itself anchored to the protocol."""
+    assert round(tgcn_persistence(3)["rmse"], 3) == 5.543
+    assert round(tgcn_persistence(3)["mae"], 3) == 3.156
+    assert round(tgcn_persistence(12)["rmse"], 3) == 8.456
+    assert round(tgcn_persistence(12)["mae"], 3) == 4.433
 
 
 class Spy(Forecaster):
