@@ -1,4 +1,7 @@
-"""Shared fixtures of the service tests: a Los-loop bundle, the app, a real HTTP server."""
+"""Shared fixtures of the service tests: the app on a fresh store, a real HTTP server.
+
+The Los-loop dataset and bundle fixtures (``los_loop``, ``los_loop_bundle``) are in
+tests/conftest.py, shared with the CLI tests."""
 
 from __future__ import annotations
 
@@ -15,27 +18,9 @@ from fastapi.testclient import TestClient
 
 from urbanflow.data.catalog import load_dataset
 from urbanflow.data.dataset import CityDataset
-from urbanflow.evaluation.evaluate import evaluate
-from urbanflow.evaluation.protocol import make_plan
-from urbanflow.models.registry import make_model
 from urbanflow.serving.app import create_app
 from urbanflow.serving.server import BackgroundServer
 from urbanflow.serving.settings import ServeSettings
-from urbanflow.training.bundle import save_bundle
-
-
-@pytest.fixture(scope="session")
-def los_loop() -> CityDataset:
-    return load_dataset("los-loop")
-
-
-@pytest.fixture(scope="session")
-def los_loop_bundle(tmp_path_factory: pytest.TempPathFactory, los_loop: CityDataset) -> Path:
-    """STID trained for one epoch on Los-loop's default-protocol training part (~10 s)."""
-    plan = make_plan("default", los_loop.num_steps, 12)
-    model = make_model("stid", input_len=12, horizon=12, max_epochs=1, seed=0)
-    result = evaluate(model, los_loop, plan, "stid")
-    return save_bundle(model, "stid", los_loop, result, tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture
