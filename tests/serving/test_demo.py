@@ -54,6 +54,7 @@ def test_step_rows_turn_missing_readings_into_nulls(los_loop):
     assert rows[0]["timestamp"] == los_loop.timestamps[7].isoformat()
 
 
+@pytest.mark.slow  # trains its own quick model, as `make demo` does
 def test_demo_trains_serves_replays_and_reuses_its_model(tmp_path, capsys):
     args = ["demo", "--runs-dir", str(tmp_path), "--train-minutes", "0.05", "--steps", "6"]
     args += ["--pace", "0", "--no-keep-serving", "--port", str(free_port())]
@@ -81,6 +82,20 @@ def test_demo_refuses_a_busy_port_and_a_bad_step_count(tmp_path, capsys, los_loo
     assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in out
 
 
+def wait_for_readings(url: str, demo: subprocess.Popen[str], printed: str) -> None:
+    """Poll the demo's ``/health`` until its store holds readings (deadline 60 s)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert demo.poll() is None, f"the demo exited ({demo.returncode}):\n{printed}"
+        try:
+            if httpx.get(f"{url}/health", timeout=5).json().get("readings", 0) > 0:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the demo stored no reading in 60 s:\n{printed}")
+
+
 def test_ctrl_c_stops_the_demo_cleanly_and_keeps_the_readings(los_loop_bundle, tmp_path):
     command = [sys.executable, "-m", "urbanflow", "demo", "--runs-dir", str(tmp_path)]
     command += ["--model-dir", str(los_loop_bundle), "--pace", "2", "--port", str(free_port())]
@@ -94,7 +109,9 @@ def test_ctrl_c_stops_the_demo_cleanly_and_keeps_the_readings(los_loop_bundle, t
             lines.append(line)
             if line.startswith("Dashboard:"):
                 break
-        time.sleep(3)  # the replay is under way
+        found = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+)/", "".join(lines))
+        assert found, "".join(lines)
+        wait_for_readings(found[1], demo, "".join(lines))  # the replay is under way
         demo.send_signal(signal.SIGINT)
         out, _ = demo.communicate(timeout=60)
     finally:

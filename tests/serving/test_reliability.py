@@ -152,6 +152,9 @@ def test_restart_keeps_every_acknowledged_reading(
 STEPS_PER_BATCH = 20  # 20 steps x 207 sensors = 4,140 readings a batch
 MAX_BATCHES = 60
 SENDERS = 2
+# The kill point (acknowledged batches, then a delay) is drawn from random.Random(KILL_SEED):
+# a fixed seed, so that every run aims at the same point and a failure can be rerun as it was.
+KILL_SEED = 20240604
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -168,12 +171,13 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) ->
     raise AssertionError(f"the server did not answer /health in 120 s:\n{log.read_text()}")
 
 
+@pytest.mark.slow  # kill -9 of a served subprocess
 def test_sigkill_mid_ingest_keeps_acknowledged_batches_whole(
     los_loop_bundle: Path, los_loop: CityDataset, tmp_path: Path
 ) -> None:
     """Kill -9 `urbanflow serve` while batches are in flight: each acknowledged batch is all
     there with its values, and every batch is either whole or absent."""
-    rng = random.Random()
+    rng = random.Random(KILL_SEED)
     ack_before_kill = rng.randint(2, 5)
     delay = rng.uniform(0.0, 0.4)
     about = f"(kill after {ack_before_kill} acknowledged batches + {delay:.3f} s)"
