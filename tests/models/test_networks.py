@@ -55,6 +55,7 @@ def test_backward_reaches_every_parameter(name):
     assert not missing, f"no gradient for {missing}"
 
 
+@pytest.mark.slow  # 60 optimiser steps per network
 def test_loss_falls_when_overfitting_one_batch(name):
     torch.manual_seed(0)
     network = build_network(name, spec(), {})

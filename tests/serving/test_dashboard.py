@@ -105,6 +105,7 @@ def points(page: Page, path: str) -> int:
     return sum(d.count(command) for command in "ML")
 
 
+@pytest.mark.slow  # headless Chromium
 def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -99,6 +99,7 @@ def described(case: schemathesis.Case, response: schemathesis.Response) -> str:
     return f"{case.as_curl_command()}\n-> {response.status_code} {response.text[:2000]}"
 
 
+@pytest.mark.slow  # fuzz (schemathesis)
 @schema.include(method="GET").parametrize()
 def test_reads_never_answer_5xx(case: schemathesis.Case, read_app: FastAPI) -> None:
     response = case.call(app=read_app)
@@ -119,6 +120,7 @@ def test_reads_never_answer_5xx(case: schemathesis.Case, read_app: FastAPI) -> N
 SHARED_APP = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow  # fuzz (schemathesis)
 @schema.include(method="POST").parametrize()
 @SHARED_APP
 def test_writes_never_answer_5xx_and_store_whole_batches_or_nothing(
@@ -135,6 +137,7 @@ def test_writes_never_answer_5xx_and_store_whole_batches_or_nothing(
         assert after == before, f"readings stored on a refusal: {described(case, response)}"
 
 
+@pytest.mark.slow  # fuzz (schemathesis)
 @schema.include(method="POST").parametrize()
 @SHARED_APP
 def test_writes_without_the_token_are_refused_and_store_nothing(
@@ -304,6 +307,7 @@ def on_the_grid(text: str) -> bool:
     return (local.minute % 5, local.second, local.microsecond, local.nanosecond) == (0, 0, 0, 0)
 
 
+@pytest.mark.slow  # fuzz (Hypothesis)
 @pytest.mark.parametrize("media", ["application/json", "text/csv"])
 @NEAR_VALID
 @given(rows=readings())
@@ -347,6 +351,7 @@ def test_a_time_off_the_grid_by_a_nanosecond_is_refused(
     assert after == before, f"the reading at {grid_time} changed"
 
 
+@pytest.mark.slow  # fuzz (Hypothesis)
 @NEAR_VALID
 @given(
     start=st.none() | timestamps(),
