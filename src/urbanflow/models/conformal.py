@@ -1,0 +1,397 @@
+"""Prediction intervals for any forecaster: conformal, per horizon step, scaled per sensor, and
+updated online as readings arrive.
+
+Calibration (split conformal, per step ``k``): the signed residuals ``r = y - ŷ`` of the
+validation part's forecasts whose target reading lies before the cutoff (the first forecast
+that will get intervals), each divided by its sensor's scale ``σ[k, n]``, the mean absolute
+residual of that sensor at that step (shrunk toward the step's pooled mean so that a sensor
+with few or tiny validation errors is not trusted blindly). A forecast's interval at level
+``1-α`` is ``ŷ + σ·[q(α/2), q(1-α/2)]`` of those scores.
+
+Online update, as each reading arrives (never before: a forecast issued at sample time ``t``
+uses only residuals whose target step is ``≤ t-1``):
+
+- the scale of each sensor and step follows its absolute residuals: an exponential moving
+  average whose half-life is the forecast's own span (``h`` steps: one hour for 12 steps of 5
+  minutes), so errors as old as the horizon weigh half;
+- adaptive conformal inference (Gibbs and Candès, 2021) moves each level's miscoverage
+  ``α_t ← α_t + γ(α - miss_t)``, where ``miss_t`` is the share of the arrived readings that
+  fell outside the interval issued for them.
+
+The calibration (scores, scales, cutoff) is stored in model bundles; replaying the same
+forecasts and readings in time order gives the same intervals at any level, which is how
+``urbanflow forecast --levels`` repeats what ``urbanflow evaluate --levels`` scored.
+
+Shapes: forecasts ``[s h n]`` (samples, steps, sensors), readings ``[t n]``, intervals
+``[s K h n]`` for ``K`` levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from urbanflow.errors import ConfigError, DataError
+
+DEFAULT_LEVELS = (80.0, 95.0)
+ACI_STEP = 0.005  # γ: Gibbs and Candès's suggested step size
+SCALE_PRIOR = 10.0  # validation residuals a sensor needs before its own scale outweighs the pool
+
+
+def parse_levels(text: str | Sequence[float] | None) -> tuple[float, ...]:
+    """Interval levels in percent, sorted: ``"80,95"`` or numbers; each in (0, 100).
+
+    Parameters
+    ----------
+    text
+        Comma-separated percentages, a sequence of numbers, or ``None`` / ``"none"`` for no
+        intervals.
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("", "none")):
+        return ()
+    items = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        levels = sorted({float(item) for item in items if str(item).strip()})
+    except ValueError:
+        raise ConfigError(
+            f"interval levels {text!r} are not numbers; give percentages such as 80,95"
+        ) from None
+    if not levels or not all(0 < level < 100 for level in levels):
+        raise ConfigError(
+            f"interval levels {text!r} must be percentages between 0 and 100, e.g. 80,95"
+        )
+    return tuple(levels)
+
+
+def interval_columns(levels: Sequence[float]) -> list[str]:
+    """``lower_80, upper_80, …``: the column names of intervals at ``levels``.
+
+    Parameters
+    ----------
+    levels
+        Levels in percent.
+    """
+    names = []
+    for level in levels:
+        label = f"{level:g}".replace(".", "_")
+        names += [f"lower_{label}", f"upper_{label}"]
+    return names
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What conformal intervals need from the validation part: the state at the cutoff.
+
+    Parameters
+    ----------
+    scores
+        ``[h m]`` sorted signed residuals divided by their sensor's scale, per step.
+    scale
+        ``[h n]`` each sensor's scale at each step (mean absolute residual, shrunk).
+    cutoff
+        The first sample time that gets intervals: every score's target lies before it.
+    half_life_steps
+        Half-life of the online scale update, in steps of the data.
+    cutoff_time
+        ISO time of step ``cutoff``, to find the cutoff in another copy of the data.
+    """
+
+    scores: np.ndarray
+    scale: np.ndarray
+    cutoff: int
+    half_life_steps: float
+    cutoff_time: str = ""
+
+    @property
+    def horizon(self) -> int:
+        """``h``, the steps the calibration covers."""
+        return int(self.scale.shape[0])
+
+    def rebased(self, timestamps: pd.DatetimeIndex) -> Calibration:
+        """The same calibration with ``cutoff`` found by its time in ``timestamps``.
+
+        Parameters
+        ----------
+        timestamps
+            The grid of the data to replay on; it must contain the cutoff time.
+        """
+        position = timestamps.get_indexer([pd.Timestamp(self.cutoff_time)])[0]
+        if not self.cutoff_time or position < 0:
+            raise DataError(
+                f"intervals replay their online update from the calibration cutoff "
+                f"{self.cutoff_time or '(unknown)'}, which this dataset does not contain; "
+                "forecast on data that includes it"
+            )
+        return replace(self, cutoff=int(position))
+
+
+def residual_targets(
+    forecasts: np.ndarray, times: np.ndarray, readings: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``([s h n], [s h])`` targets of each forecast (NaN where missing or beyond the end) and
+    the step index each one targets.
+
+    Parameters
+    ----------
+    forecasts
+        ``[s h n]`` forecasts of the samples at ``times``.
+    times
+        ``[s]`` sample times: step ``k`` (1-based) targets ``t + k - 1``.
+    readings
+        ``[t n]`` readings of channel 0, NaN where missing.
+    """
+    target_step = np.asarray(times)[:, None] + np.arange(forecasts.shape[1])  # [s h]
+    inside = target_step < readings.shape[0]
+    targets = readings[np.minimum(target_step, readings.shape[0] - 1)]
+    return np.where(inside[..., None], targets, np.nan), target_step
+
+
+def calibrate(
+    forecasts: np.ndarray,
+    times: np.ndarray,
+    readings: np.ndarray,
+    cutoff: int,
+    cutoff_time: str = "",
+) -> Calibration:
+    """The split-conformal calibration from forecasts of the validation part.
+
+    Parameters
+    ----------
+    forecasts
+        ``[s h n]`` forecasts of the validation samples at ``times``.
+    times
+        ``[s]`` their sample times.
+    readings
+        ``[t n]`` readings of channel 0 (NaN where missing); only targets before ``cutoff``
+        are read.
+    cutoff
+        The first sample time that will get intervals: its inputs end at ``cutoff - 1``, so
+        only residuals whose target step is ``≤ cutoff - 1`` exist when it is issued.
+    cutoff_time
+        ISO time of step ``cutoff`` (default: unknown).
+    """
+    targets, target_step = residual_targets(forecasts, times, readings)
+    known = (target_step < cutoff)[..., None] & ~np.isnan(targets)  # [s h n]
+    if not known.any(axis=(0, 2)).all():
+        raise ConfigError(
+            "intervals need validation residuals at every horizon step before the test part; "
+            "give a longer validation part (--split) or a shorter horizon"
+        )
+    residual = np.where(known, targets - forecasts, np.nan)
+    absolute = np.abs(residual)
+    count = known.sum(axis=0)  # [h n]
+    pooled = np.nanmean(absolute, axis=(0, 2))  # [h]
+    own = np.nansum(absolute, axis=0)  # [h n]
+    scale = (own + SCALE_PRIOR * pooled[:, None]) / (count + SCALE_PRIOR)
+    scale = np.maximum(scale, 1e-6 * np.maximum(pooled[:, None], 1e-12))
+    normalised = residual / scale  # [s h n]
+    horizon = forecasts.shape[1]
+    per_step = [np.sort(normalised[:, k][known[:, k]]) for k in range(horizon)]
+    width = max(len(s) for s in per_step)
+    scores = np.stack([resample_sorted(s, width) for s in per_step])
+    return Calibration(
+        scores=scores.astype(np.float64),
+        scale=scale.astype(np.float64),
+        cutoff=int(cutoff),
+        half_life_steps=float(horizon),
+        cutoff_time=cutoff_time,
+    )
+
+
+def resample_sorted(values: np.ndarray, size: int) -> np.ndarray:
+    """``[size]`` evenly spaced quantiles of sorted ``values`` (itself when it has ``size``).
+
+    Parameters
+    ----------
+    values
+        Sorted numbers, at least one.
+    size
+        How many to return.
+    """
+    if values.size == size:
+        return values
+    return np.quantile(values, np.linspace(0, 1, size))
+
+
+def sorted_quantile(scores: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """``[h]`` quantiles of each row of sorted ``scores [h m]`` at ``probabilities [h]``.
+
+    Linear interpolation between order statistics; probabilities are clipped to [0, 1].
+
+    Parameters
+    ----------
+    scores
+        ``[h m]`` sorted rows.
+    probabilities
+        ``[h]`` one probability per row.
+    """
+    position = np.clip(probabilities, 0.0, 1.0) * (scores.shape[1] - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, scores.shape[1] - 1)
+    rows = np.arange(scores.shape[0])
+    fraction = position - low
+    return scores[rows, low] * (1 - fraction) + scores[rows, high] * fraction
+
+
+def probability_below(
+    calibration: Calibration, scale: np.ndarray, forecast: np.ndarray, threshold: float
+) -> np.ndarray:
+    """``[h n]`` probability that each target falls below ``threshold``, from the conformal
+    distribution ``ŷ + σ·score``.
+
+    Parameters
+    ----------
+    calibration
+        The calibration whose scores give the distribution's shape.
+    scale
+        ``[h n]`` the sensors' current scales.
+    forecast
+        ``[h n]`` point forecasts.
+    threshold
+        The value, in the data's unit.
+    """
+    needed = (threshold - forecast) / scale  # [h n]: the score at which y = threshold
+    m = calibration.scores.shape[1]
+    below = np.stack(
+        [
+            np.searchsorted(calibration.scores[k], needed[k], side="left")
+            for k in range(needed.shape[0])
+        ]
+    )
+    return below / m
+
+
+class OnlineConformal:
+    """Intervals issued in time order, updated as each reading arrives.
+
+    Parameters
+    ----------
+    calibration
+        The state at the cutoff.
+    levels
+        Interval levels in percent, e.g. ``(80, 95)``.
+    step_size
+        ``γ`` of adaptive conformal inference.
+    """
+
+    def __init__(
+        self, calibration: Calibration, levels: Sequence[float], step_size: float = ACI_STEP
+    ) -> None:
+        self.calibration = calibration
+        self.levels = tuple(float(level) for level in levels)
+        self.step_size = step_size
+        horizon = calibration.horizon
+        self.target_miss = np.array([1 - level / 100 for level in self.levels])  # [K]
+        self.miss = np.repeat(self.target_miss[:, None], horizon, axis=1)  # [K h] α_t
+        self.scale = calibration.scale.copy()  # [h n]
+        self.decay = 0.5 ** (1.0 / calibration.half_life_steps)
+        self.issued: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def intervals(self, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``([K h n], [K h n])`` lower and upper bounds around ``forecast [h n]`` now.
+
+        Parameters
+        ----------
+        forecast
+            ``[h n]`` point forecasts of one sample.
+        """
+        scores = self.calibration.scores
+        low = np.stack([sorted_quantile(scores, a / 2) for a in self.miss])  # [K h]
+        high = np.stack([sorted_quantile(scores, 1 - a / 2) for a in self.miss])
+        lower = forecast[None] + low[..., None] * self.scale[None]
+        upper = forecast[None] + high[..., None] * self.scale[None]
+        return lower, upper
+
+    def issue(self, time: int, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Intervals for the sample at ``time``, remembered until its targets arrive.
+
+        Parameters
+        ----------
+        time
+            Sample time: step ``k`` targets ``time + k - 1``.
+        forecast
+            ``[h n]`` point forecasts of that sample.
+        """
+        lower, upper = self.intervals(forecast)
+        self.issued[int(time)] = (forecast, lower, upper)
+        horizon = self.calibration.horizon
+        for old in [t for t in self.issued if t < time - horizon]:
+            del self.issued[old]
+        return lower, upper
+
+    def observe(self, target_step: int, reading: np.ndarray) -> None:
+        """Take in the readings ``[n]`` of step ``target_step`` (NaN where missing).
+
+        Every issued forecast targeting that step updates the scale of its step and the
+        miscoverage of each level; readings before the cutoff are calibration's, not news.
+
+        Parameters
+        ----------
+        target_step
+            The step index of the readings.
+        reading
+            ``[n]`` readings of that step.
+        """
+        if target_step < self.calibration.cutoff:
+            return
+        present = ~np.isnan(reading)
+        if not present.any():
+            return
+        for k in range(self.calibration.horizon):
+            issued = self.issued.get(target_step - k)
+            if issued is None:
+                continue
+            forecast, lower, upper = issued
+            y = reading[present]
+            outside = (y < lower[:, k, present]) | (y > upper[:, k, present])  # [K p]
+            self.miss[:, k] += self.step_size * (self.target_miss - outside.mean(axis=1))
+            error = np.abs(y - forecast[k, present])
+            self.scale[k, present] = self.decay * self.scale[k, present] + (1 - self.decay) * (
+                error
+            )
+
+
+def replay_intervals(
+    calibration: Calibration,
+    forecasts: np.ndarray,
+    times: np.ndarray,
+    readings: np.ndarray,
+    levels: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``([s K h n], [s K h n])`` intervals of consecutive samples, issued in time order.
+
+    Before the sample at ``t`` is issued, the readings up to step ``t - 1`` have arrived and
+    updated the state; none after.
+
+    Parameters
+    ----------
+    calibration
+        The state at the cutoff.
+    forecasts
+        ``[s h n]`` point forecasts of the samples at ``times``.
+    times
+        ``[s]`` consecutive increasing sample times; the first may precede the cutoff (those
+        samples' forecasts feed the online update but get no intervals of their own: NaN).
+    readings
+        ``[t n]`` readings of channel 0, NaN where missing.
+    levels
+        Interval levels in percent.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    if times.size and np.any(np.diff(times) != 1):
+        raise ValueError("replay_intervals needs consecutive sample times")
+    state = OnlineConformal(calibration, levels)
+    shape = (len(times), len(state.levels), *forecasts.shape[1:])
+    lower = np.full(shape, np.nan)
+    upper = np.full(shape, np.nan)
+    for i, t in enumerate(times):
+        if t - 1 < readings.shape[0]:
+            state.observe(int(t) - 1, readings[t - 1])
+        if t >= calibration.cutoff:
+            lower[i], upper[i] = state.issue(int(t), forecasts[i])
+        else:
+            state.issued[int(t)] = (forecasts[i], *state.intervals(forecasts[i]))
+    return lower, upper

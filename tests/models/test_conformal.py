@@ -1,0 +1,143 @@
+"""Conformal intervals: calibration, the online update, and no residual before its reading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from urbanflow.errors import ConfigError, DataError
+from urbanflow.models.conformal import (
+    OnlineConformal,
+    calibrate,
+    interval_columns,
+    parse_levels,
+    probability_below,
+    replay_intervals,
+    sorted_quantile,
+)
+
+
+def noisy_series(steps: int = 400, sensors: int = 6, seed: int = 0):
+    """Readings whose noise grows with the sensor index, and forecasts of the clean signal."""
+    rng = np.random.default_rng(seed)
+    clean = 50 + 10 * np.sin(np.arange(steps) / 20)[:, None] + np.zeros(sensors)
+    noise = rng.normal(0, 1, (steps, sensors)) * (1 + np.arange(sensors))
+    return clean + noise, clean
+
+
+def forecasts_of(clean: np.ndarray, times: np.ndarray, horizon: int) -> np.ndarray:
+    """``[s h n]`` forecasts equal to the clean signal at each target."""
+    index = np.minimum(times[:, None] + np.arange(horizon), clean.shape[0] - 1)
+    return clean[index]
+
+
+def test_levels_are_parsed_and_named():
+    assert parse_levels("95,80") == (80.0, 95.0)
+    assert parse_levels("none") == ()
+    assert interval_columns((80, 97.5)) == ["lower_80", "upper_80", "lower_97_5", "upper_97_5"]
+    for bad in ("0,95", "abc", "100"):
+        with pytest.raises(ConfigError, match="levels"):
+            parse_levels(bad)
+
+
+def test_sorted_quantile_interpolates_between_order_statistics():
+    scores = np.array([[0.0, 1.0, 2.0, 3.0, 4.0]])
+    assert sorted_quantile(scores, np.array([0.5]))[0] == 2.0
+    assert sorted_quantile(scores, np.array([0.125]))[0] == 0.5
+    assert sorted_quantile(scores, np.array([1.5]))[0] == 4.0  # clipped
+
+
+def test_calibration_uses_only_targets_before_the_cutoff():
+    readings, clean = noisy_series()
+    times = np.arange(12, 200)
+    forecasts = forecasts_of(clean, times, 3)
+    calibration = calibrate(forecasts, times, readings, cutoff=150)
+    spoiled = readings.copy()
+    spoiled[150:] = 1e6  # readings at or after the cutoff must not matter
+    again = calibrate(forecasts, times, spoiled, cutoff=150)
+    np.testing.assert_array_equal(calibration.scores, again.scores)
+    np.testing.assert_array_equal(calibration.scale, again.scale)
+    # noisier sensors get larger scales
+    assert np.all(np.diff(calibration.scale[0]) > 0)
+
+
+def test_a_sensor_with_larger_errors_gets_wider_intervals_and_coverage_holds():
+    readings, clean = noisy_series(steps=2000)
+    validation = np.arange(12, 600)
+    calibration = calibrate(forecasts_of(clean, validation, 3), validation, readings, 600)
+    test = np.arange(600 - 2, 1990)
+    lower, upper = replay_intervals(
+        calibration, forecasts_of(clean, test, 3), test, readings, (90.0,)
+    )
+    width = (upper - lower)[test >= 600, 0]  # [s h n]
+    assert np.all(np.diff(width.mean(axis=(0, 1))) > 0)
+    targets = readings[np.minimum(test[:, None] + np.arange(3), 1999)][test >= 600]
+    inside = (targets >= lower[test >= 600, 0]) & (targets <= upper[test >= 600, 0])
+    assert 0.88 <= inside.mean() <= 0.92
+    assert np.all(inside.mean(axis=(0, 1)) > 0.85)  # every sensor, not only the pool
+
+
+def test_no_residual_is_used_before_its_reading_arrives():
+    readings, clean = noisy_series()
+    validation = np.arange(12, 150)
+    calibration = calibrate(forecasts_of(clean, validation, 4), validation, readings, 150)
+    times = np.arange(147, 390)
+    forecasts = forecasts_of(clean, times, 4)
+    lower, upper = replay_intervals(calibration, forecasts, times, readings, (80.0, 95.0))
+    arrival = 250  # readings from this step on are replaced by garbage
+    spoiled = readings.copy()
+    spoiled[arrival:] = spoiled[arrival:] * 3 + 40
+    lower2, upper2 = replay_intervals(calibration, forecasts, times, spoiled, (80.0, 95.0))
+    known = times <= arrival  # sample t reads steps up to t - 1 only
+    np.testing.assert_array_equal(lower[known], lower2[known])
+    np.testing.assert_array_equal(upper[known], upper2[known])
+    # ... and the reading at `arrival` is used as soon as it is known, by sample arrival + 1
+    later = np.flatnonzero(times == arrival + 1)[0]
+    assert not np.array_equal(upper[later], upper2[later])
+
+
+def test_samples_before_the_cutoff_get_no_intervals():
+    readings, clean = noisy_series()
+    validation = np.arange(12, 150)
+    calibration = calibrate(forecasts_of(clean, validation, 4), validation, readings, 150)
+    times = np.arange(147, 160)
+    lower, _ = replay_intervals(calibration, forecasts_of(clean, times, 4), times, readings, (90,))
+    assert np.isnan(lower[times < 150]).all() and np.isfinite(lower[times >= 150]).all()
+
+
+def test_the_online_update_widens_intervals_after_misses():
+    readings, clean = noisy_series()
+    validation = np.arange(12, 150)
+    calibration = calibrate(forecasts_of(clean, validation, 1), validation, readings, 150)
+    state = OnlineConformal(calibration, (90.0,))
+    forecast = clean[150][None]
+    before = np.diff(np.stack(state.issue(150, forecast)), axis=0)
+    state.observe(150, clean[150] + 100)  # every reading far outside
+    after = np.diff(np.stack(state.intervals(forecast)), axis=0)
+    assert np.all(after > before)
+
+
+def test_probability_below_follows_the_calibrated_distribution():
+    readings, clean = noisy_series()
+    validation = np.arange(12, 300)
+    calibration = calibrate(forecasts_of(clean, validation, 1), validation, readings, 300)
+    forecast = np.full((1, 6), 50.0)
+    low = probability_below(calibration, calibration.scale, forecast, -1e9)
+    high = probability_below(calibration, calibration.scale, forecast, 1e9)
+    middle = probability_below(calibration, calibration.scale, forecast, 50.0)
+    assert np.all(low == 0) and np.all(high == 1)
+    assert np.all(np.abs(middle - 0.5) < 0.15)
+
+
+def test_a_calibration_is_found_by_its_time_or_refused():
+    import pandas as pd
+
+    readings, clean = noisy_series()
+    validation = np.arange(12, 150)
+    stamps = pd.date_range("2024-01-01", periods=400, freq="5min", tz="UTC")
+    calibration = calibrate(
+        forecasts_of(clean, validation, 2), validation, readings, 150, stamps[150].isoformat()
+    )
+    assert calibration.rebased(stamps[100:]).cutoff == 50
+    with pytest.raises(DataError, match="cutoff"):
+        calibration.rebased(stamps[200:])
