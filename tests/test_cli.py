@@ -212,3 +212,36 @@ def test_serve_refuses_a_missing_bundle_in_one_line(tmp_path, capsys):
     code, _, err = run(["serve", "--model-dir", str(tmp_path / "nope")], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "no such model folder" in err
+
+
+def test_forecast_intervals_equal_those_the_training_run_scored(
+    los_loop_training, los_loop, tmp_path, capsys
+):
+    """`urbanflow train` scored 80 % intervals on the test part (the default levels); the
+    bundle's `forecast --levels 80` over the same issue times gives the same intervals."""
+    from urbanflow.evaluation.protocol import make_plan
+
+    card = json.loads((los_loop_training.bundle / "card.json").read_text())
+    plan = make_plan("default", los_loop.num_steps, 12)
+    first, last = (los_loop.timestamps[int(t) - 1] for t in plan.test_times[[0, -1]])
+    output = tmp_path / "intervals.parquet"
+    args = ["forecast", "--model-dir", str(los_loop_training.bundle), "--levels", "80"]
+    args += ["--start", first.isoformat(), "--end", last.isoformat(), "--output", str(output)]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    table = pd.read_parquet(output)
+    assert {"lower_80", "upper_80"} <= set(table.columns)
+    readings = pd.DataFrame(
+        los_loop.readings[..., 0], index=los_loop.timestamps, columns=los_loop.sensors.ids
+    )
+    targets = readings.stack().rename("y").rename_axis(["target_time", "sensor_id"])
+    scored = table.join(targets, on=["target_time", "sensor_id"])
+    for horizon in card["metrics"]["horizons"]:
+        step = scored[scored["horizon_steps"] == horizon["steps"]]
+        inside = (step["y"] >= step["lower_80"]) & (step["y"] <= step["upper_80"])
+        assert inside.mean() == pytest.approx(horizon["coverage_80"], abs=1e-6)
+    # an issue time inside the validation part that calibrated the intervals is refused
+    early = los_loop.timestamps[int(plan.test_times[0]) - 2].isoformat()
+    args = ["forecast", "--model-dir", str(los_loop_training.bundle), "--levels", "80"]
+    code, _, err = run([*args, "--at", early, "--output", str(output)], capsys)
+    assert code == 2 and "validation part" in err

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from urbanflow.cli.common import console, epoch_progress, progress_bar
+from urbanflow.cli.common import LEVELS_HELP, console, epoch_progress, progress_bar
 from urbanflow.data.catalog import load_dataset
 from urbanflow.errors import ConfigError
 from urbanflow.evaluation.benchmark import planned_runs, run_one, write_leaderboard
 from urbanflow.evaluation.protocol import make_plan
 from urbanflow.evaluation.report import describe_protocol
+from urbanflow.models.conformal import DEFAULT_LEVELS, parse_levels
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +29,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option(help="Folder (default runs/benchmark-DATASET-PROTOCOL).")
         ] = None,
+        levels: Annotated[str, typer.Option(help=LEVELS_HELP)] = ",".join(
+            f"{level:g}" for level in DEFAULT_LEVELS
+        ),
     ) -> None:
         """Train and evaluate each model (and seed); finished runs are kept and skipped."""
         if seeds < 1:
@@ -47,7 +51,7 @@ def register(app: typer.Typer) -> None:
             for run in todo:
                 label = run.model + ("" if run.seed is None else f" seed {run.seed}")
                 task, on_epoch = epoch_progress(bar, label)
-                run_one(run, data, plan, time_budget, on_epoch)
+                run_one(run, data, plan, time_budget, on_epoch, parse_levels(levels))
                 bar.remove_task(task)
                 bar.advance(overall)
         markdown = write_leaderboard(folder, describe_protocol(plan, data))

@@ -15,7 +15,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from urbanflow.evaluation.evaluate import SampleProgress
+from urbanflow.data.dataset import CityDataset
+from urbanflow.evaluation.evaluate import EvaluationResult, SampleProgress
+from urbanflow.evaluation.report import describe_protocol, horizon_table, interval_table
 from urbanflow.models.base import FitProgress
 
 # Tables need about 120 columns; a pipe or a CI log gets that width instead of Rich's 80.
@@ -29,6 +31,17 @@ def training_options(
     """Only the training options given, so that models without them are not offered them."""
     given = {"max_epochs": max_epochs, "time_budget_min": time_budget, "seed": seed}
     return {key: value for key, value in given.items() if value is not None}
+
+
+LEVELS_HELP = "Interval levels in percent, e.g. 80,90,95 (none: point forecasts only)."
+
+
+def print_result(result: EvaluationResult, dataset: CityDataset) -> None:
+    """The protocol in words, the metrics table and, when scored, the intervals table."""
+    console.print(describe_protocol(result.plan, dataset), style="dim")
+    console.print(horizon_table(result))
+    if result.levels:
+        console.print(interval_table(result))
 
 
 def progress_bar() -> Progress:

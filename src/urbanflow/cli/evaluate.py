@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from urbanflow.cli.common import (
+    LEVELS_HELP,
     console,
     epoch_progress,
+    print_result,
     progress_bar,
     sample_progress,
     training_options,
@@ -17,7 +19,8 @@ from urbanflow.cli.common import (
 from urbanflow.data.catalog import load_dataset
 from urbanflow.evaluation.evaluate import evaluate_by_name
 from urbanflow.evaluation.protocol import make_plan, parse_horizons, parse_split
-from urbanflow.evaluation.report import describe_protocol, horizon_table, write_json
+from urbanflow.evaluation.report import write_json
+from urbanflow.models.conformal import DEFAULT_LEVELS, parse_levels
 from urbanflow.models.registry import model_names
 
 
@@ -45,8 +48,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         seed: Annotated[int | None, typer.Option(help="Neural models: random seed.")] = None,
         output: Annotated[Path | None, typer.Option(help="Write the JSON results here.")] = None,
+        levels: Annotated[str, typer.Option(help=LEVELS_HELP)] = ",".join(
+            f"{level:g}" for level in DEFAULT_LEVELS
+        ),
     ) -> None:
         """Fit a model on the training part and score it on the test part."""
+        interval_levels = parse_levels(levels)
         if model_dir is not None:
             from urbanflow.evaluation.bundles import rescore_bundle  # torch: only when needed
             from urbanflow.models.bundle import load_bundle
@@ -66,7 +73,9 @@ def register(app: typer.Typer) -> None:
         with progress_bar() as bar:
             if model_dir is not None:
                 _, on_samples = sample_progress(bar, str(model_dir))
-                result = rescore_bundle(fitted, card, data, plan, str(model_dir), on_samples)
+                result = rescore_bundle(
+                    fitted, card, data, plan, str(model_dir), on_samples, interval_levels
+                )
             else:
                 label = f"{model} ({plan.protocol})"
                 _, on_epoch = epoch_progress(bar, label)
@@ -78,9 +87,9 @@ def register(app: typer.Typer) -> None:
                     training_options(max_epochs, time_budget, seed),
                     progress=on_samples,
                     fit_progress=on_epoch,
+                    levels=interval_levels,
                 )
-        console.print(describe_protocol(result.plan, data), style="dim")
-        console.print(horizon_table(result))
+        print_result(result, data)
         if output:
             console.print(f"Results written to {write_json(result.to_json(), output)}")
 

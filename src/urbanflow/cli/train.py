@@ -8,15 +8,17 @@ from typing import Annotated
 import typer
 
 from urbanflow.cli.common import (
+    LEVELS_HELP,
     console,
     epoch_progress,
+    print_result,
     progress_bar,
     sample_progress,
     training_options,
 )
 from urbanflow.data.catalog import load_dataset
 from urbanflow.evaluation.protocol import make_plan
-from urbanflow.evaluation.report import describe_protocol, horizon_table
+from urbanflow.models.conformal import DEFAULT_LEVELS, parse_levels
 from urbanflow.models.forecast import forecast_table, issue_indices, write_forecast
 
 
@@ -31,6 +33,9 @@ def register(app: typer.Typer) -> None:
         max_epochs: Annotated[int | None, typer.Option(help="Epoch limit.")] = None,
         time_budget: Annotated[float | None, typer.Option(help="Training minutes at most.")] = None,
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+        levels: Annotated[str, typer.Option(help=LEVELS_HELP)] = ",".join(
+            f"{level:g}" for level in DEFAULT_LEVELS
+        ),
     ) -> None:
         """Train a neural model under a protocol and write a bundle with its test metrics."""
         from urbanflow.evaluation.bundles import train_bundle  # torch: imported when used
@@ -49,9 +54,9 @@ def register(app: typer.Typer) -> None:
                 training_options(max_epochs, time_budget, seed),
                 progress=on_samples,
                 fit_progress=on_epoch,
+                levels=parse_levels(levels),
             )
-        console.print(describe_protocol(plan, data), style="dim")
-        console.print(horizon_table(result))
+        print_result(result, data)
         reports = fitted.training_reports_
         epochs = ", ".join(f"{r.best_epoch} of {r.epochs_run}" for r in reports)
         console.print(
@@ -72,8 +77,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         start: Annotated[str | None, typer.Option(help="First issue time of a hindcast.")] = None,
         end: Annotated[str | None, typer.Option(help="Last issue time of a hindcast.")] = None,
+        levels: Annotated[
+            str, typer.Option(help="Interval levels in percent, e.g. 80,95 (default: none).")
+        ] = "none",
     ) -> None:
-        """Write forecasts: sensor_id, issued_at, target_time, horizon_steps, value."""
+        """Write forecasts: sensor_id, issued_at, target_time, horizon_steps, value, and
+        lower_L, upper_L for each interval level L."""
         from urbanflow.models.base import require_same_sensors
         from urbanflow.models.bundle import load_bundle  # torch: imported when used
 
@@ -83,7 +92,7 @@ def register(app: typer.Typer) -> None:
         issues = issue_indices(data, model.input_len, at, start, end)
         with progress_bar() as bar:
             bar.add_task(f"forecasting {issues.size} issue time(s)", total=None, status="")
-            table = forecast_table(model, data, issues)
+            table = forecast_table(model, data, issues, parse_levels(levels), model.calibration_)
         path = write_forecast(table, output)
         console.print(
             f"{len(table):,} forecasts ({issues.size} issue times × {model.horizon} steps × "

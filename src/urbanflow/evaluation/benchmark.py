@@ -17,12 +17,13 @@ import numpy as np
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult, evaluate
-from urbanflow.evaluation.metrics import METRIC_NAMES
+from urbanflow.evaluation.metrics import METRIC_NAMES, level_label
 from urbanflow.evaluation.protocol import EvaluationPlan
 from urbanflow.evaluation.report import write_json
 from urbanflow.models.base import FitProgress, Forecaster
 from urbanflow.models.registry import make_model
 
+INTERVAL_METRICS = ("coverage_", "width_", "interval_score_", "wis")
 SEEDED = "seed"  # models taking this hyperparameter are run once per seed
 
 
@@ -99,6 +100,7 @@ def run_one(
     plan: EvaluationPlan,
     time_budget_min: float | None,
     fit_progress: FitProgress | None = None,
+    levels: Sequence[float] = (),
 ) -> dict[str, object]:
     """Fit and score one run, add timings and training history, and write its results file.
 
@@ -116,6 +118,8 @@ def run_one(
         Training time limit in minutes for seeded (neural) models; ``None``: none.
     fit_progress
         Called with (epoch, epochs, status) while training; ``None`` (default): silent.
+    levels
+        Interval levels in percent to score (default: none).
     """
     options: dict[str, object] = {}
     if run.seed is not None:
@@ -123,7 +127,9 @@ def run_one(
         if time_budget_min is not None:
             options["time_budget_min"] = time_budget_min
     model = make_model(run.model, input_len=plan.input_len, horizon=plan.horizon, **options)
-    result: EvaluationResult = evaluate(model, dataset, plan, run.model, fit_progress=fit_progress)
+    result: EvaluationResult = evaluate(
+        model, dataset, plan, run.model, fit_progress=fit_progress, levels=levels
+    )
     payload = result.to_json()
     payload["seed"] = run.seed
     payload["inference_ms_per_batch"] = round(inference_ms(model, dataset, plan), 3)
@@ -170,8 +176,9 @@ def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]
         horizons = []
         for i, first in enumerate(runs[0]["horizons"]):
             entry = {"steps": first["steps"], "minutes": first["minutes"]}
-            for metric in METRIC_NAMES:
-                values = [_number(r["horizons"][i][metric]) for r in runs]
+            interval = [k for k in first if k.startswith(INTERVAL_METRICS)]
+            for metric in (*METRIC_NAMES, *interval):
+                values = [_number(r["horizons"][i].get(metric)) for r in runs]
                 entry[metric] = float(np.mean(values))
                 entry[f"{metric}_std"] = float(np.std(values))
             horizons.append(entry)
@@ -180,6 +187,7 @@ def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]
             {
                 "model": name,
                 "runs": len(runs),
+                "levels": runs[0].get("levels", []),
                 "horizons": horizons,
                 "average_mae": float(np.mean(averages)),
                 "average_mae_std": float(np.std(averages)),
@@ -243,7 +251,40 @@ def leaderboard_markdown(rows: Sequence[dict[str, object]], caption: str) -> str
             f"{row['validation_mae']:.3f} | {row['parameters']:,} | {row['train_seconds']:.1f} | "
             f"{row['inference_ms_per_batch']:.1f} |"
         )
+    levels = rows[0]["levels"]
+    if levels:
+        lines += ["", interval_markdown(rows, levels)]
     return "\n".join(lines) + "\n"
+
+
+def interval_markdown(rows: Sequence[dict[str, object]], levels: Sequence[float]) -> str:
+    """A Markdown table of the conformal intervals: coverage and interval score per level, and
+    the weighted interval score, per horizon (means over seeds).
+
+    Parameters
+    ----------
+    rows
+        Leaderboard rows (``leaderboard``) whose runs scored ``levels``.
+    levels
+        Interval levels in percent.
+    """
+    head = []
+    for h in rows[0]["horizons"]:
+        head += [f"{h['minutes']:g} min {level:g} % cover / IS" for level in levels]
+        head.append(f"{h['minutes']:g} min WIS")
+    lines = [f"| model | {' | '.join(head)} |", "|---" * (len(head) + 1) + "|"]
+    for row in rows:
+        cells = []
+        for h in row["horizons"]:
+            for level in levels:
+                label = level_label(level)
+                cells.append(
+                    f"{h.get(f'coverage_{label}', float('nan')):.3f} / "
+                    f"{h.get(f'interval_score_{label}', float('nan')):.2f}"
+                )
+            cells.append(f"{h.get('wis', float('nan')):.3f}")
+        lines.append(f"| {row['model']} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def _cell(horizon: dict[str, float], runs: int) -> str:

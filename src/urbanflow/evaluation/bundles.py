@@ -7,7 +7,7 @@ whose inputs lie inside the steps it was fitted on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from urbanflow.data.dataset import CityDataset
@@ -33,6 +33,7 @@ def train_bundle(
     hyperparameters: Mapping[str, object] | None = None,
     progress: SampleProgress | None = None,
     fit_progress: FitProgress | None = None,
+    levels: Sequence[float] = (),
 ) -> tuple[EvaluationResult, NeuralForecaster]:
     """Fit a registry network under ``plan``, score it, and write its bundle to ``directory``.
 
@@ -52,6 +53,9 @@ def train_bundle(
         Called with (samples done, samples in all) while scoring.
     fit_progress
         Called with (epoch, epochs, status) while training.
+    levels
+        Interval levels in percent to score (default: none). The bundle stores the
+        conformal calibration in any case, so that forecasts can give any level.
 
     Returns the result and the fitted model.
     """
@@ -62,7 +66,7 @@ def train_bundle(
     model = make_model(
         model_name, input_len=plan.input_len, horizon=plan.horizon, **(hyperparameters or {})
     )
-    result = evaluate(model, dataset, plan, model_name, progress, fit_progress)
+    result = evaluate(model, dataset, plan, model_name, progress, fit_progress, levels)
     save_bundle(model, model_name, dataset, result, directory)
     return result, model
 
@@ -101,6 +105,7 @@ def rescore_bundle(
     plan: EvaluationPlan,
     label: str,
     progress: SampleProgress | None = None,
+    levels: Sequence[float] = (),
 ) -> EvaluationResult:
     """Score a loaded bundle again under ``plan``, after the checks that keep it honest.
 
@@ -118,9 +123,12 @@ def rescore_bundle(
         What to call the bundle in messages (its folder).
     progress
         Called with (samples done, samples in all) while scoring.
+    levels
+        Interval levels in percent to score, calibrated on this plan's validation samples
+        (default: none).
     """
     require_same_sensors(model.sensor_ids_, dataset, label)
     if plan.horizon > model.horizon:
         raise DataError(f"{label}: the model forecasts {model.horizon} steps, fewer than asked")
     require_unseen_test(card, dataset, plan, label)
-    return score_fitted(model, dataset, plan, str(card["model"]), progress)
+    return score_fitted(model, dataset, plan, str(card["model"]), progress, levels=levels)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import batches, target_windows
+from urbanflow.evaluation.intervals import calibrate_on_validation, interval_metrics
 from urbanflow.evaluation.metrics import ErrorTotals
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import FitProgress, Forecaster
+from urbanflow.models.conformal import Calibration
 from urbanflow.models.registry import make_model
 from urbanflow.version import __version__
 
@@ -81,6 +83,12 @@ class EvaluationResult:
         The model's constructor settings (default: empty).
     fingerprint
         Fingerprint of the dataset's content, to tell which data was scored (default: empty).
+    levels
+        Interval levels in percent whose metrics (``coverage_L``, ``width_L``,
+        ``interval_score_L``, ``wis``) the horizons and average carry (default: none).
+    calibration
+        The conformal calibration at the first test sample (``None`` without validation
+        samples); model bundles store it. Not part of ``to_json``.
     """
 
     dataset: str
@@ -96,6 +104,8 @@ class EvaluationResult:
     parameters: int
     hyperparameters: dict[str, object] = field(default_factory=dict)
     fingerprint: str = ""
+    levels: tuple[float, ...] = ()
+    calibration: Calibration | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, object]:
         def clean(metrics: dict[str, float]) -> dict[str, float | None]:
@@ -104,7 +114,7 @@ class EvaluationResult:
                 for k, v in metrics.items()
             }
 
-        return {
+        payload: dict[str, object] = {
             "dataset": self.dataset,
             "model": self.model,
             "protocol": self.plan.protocol,
@@ -126,6 +136,9 @@ class EvaluationResult:
             "dataset_fingerprint": self.fingerprint,
             "urbanflow_version": __version__,
         }
+        if self.levels:
+            payload["levels"] = list(self.levels)
+        return payload
 
 
 def validation_part(dataset: CityDataset, plan: EvaluationPlan) -> CityDataset | None:
@@ -151,6 +164,7 @@ def evaluate(
     model_name: str | None = None,
     progress: SampleProgress | None = None,
     fit_progress: FitProgress | None = None,
+    levels: Sequence[float] = (),
 ) -> EvaluationResult:
     """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples.
 
@@ -170,6 +184,8 @@ def evaluate(
         Called with (samples done, samples in all) while scoring; ``None`` (default): silent.
     fit_progress
         Called with (epoch, epochs, status) while training; ``None`` (default): silent.
+    levels
+        Interval levels in percent to score (default: none, point metrics only).
     """
     started = time.perf_counter()
     model.fit(
@@ -178,7 +194,7 @@ def evaluate(
         progress=fit_progress,
     )
     train_seconds = time.perf_counter() - started
-    return score_fitted(model, dataset, plan, model_name, progress, train_seconds)
+    return score_fitted(model, dataset, plan, model_name, progress, train_seconds, levels)
 
 
 def evaluate_by_name(
@@ -188,6 +204,7 @@ def evaluate_by_name(
     hyperparameters: Mapping[str, object] | None = None,
     progress: SampleProgress | None = None,
     fit_progress: FitProgress | None = None,
+    levels: Sequence[float] = (),
 ) -> tuple[EvaluationResult, Forecaster]:
     """Make the registry model ``model_name`` for ``plan``, then ``evaluate`` it.
 
@@ -205,13 +222,15 @@ def evaluate_by_name(
         Called with (samples done, samples in all) while scoring.
     fit_progress
         Called with (epoch, epochs, status) while training.
+    levels
+        Interval levels in percent to score (default: none).
 
     Returns the result and the fitted model.
     """
     model = make_model(
         model_name, input_len=plan.input_len, horizon=plan.horizon, **(hyperparameters or {})
     )
-    result = evaluate(model, dataset, plan, model_name, progress, fit_progress)
+    result = evaluate(model, dataset, plan, model_name, progress, fit_progress, levels)
     return result, model
 
 
@@ -222,6 +241,7 @@ def score_fitted(
     model_name: str | None = None,
     progress: SampleProgress | None = None,
     train_seconds: float = 0.0,
+    levels: Sequence[float] = (),
 ) -> EvaluationResult:
     """Score a fitted ``model`` on the plan's validation and test samples.
 
@@ -239,6 +259,9 @@ def score_fitted(
         Called with (samples done, samples in all) while scoring; ``None`` (default): silent.
     train_seconds
         Seconds the fit took, recorded on the result (default 0.0).
+    levels
+        Interval levels in percent to score (default: none). The conformal calibration is
+        made in any case when the plan has validation samples.
     """
     validation = ScoreGroup(
         "validation", plan.horizon, plan.validation_times, tuple(range(1, plan.horizon + 1))
@@ -261,18 +284,18 @@ def score_fitted(
             progress(done, times.size)
     predict_seconds = time.perf_counter() - started
 
+    count = len(plan.test_groups)
+    metrics = [t.pooled(g.steps) for g, t in zip(groups, totals, strict=True)]
+    calibration = calibrate_on_validation(model, dataset, plan)
+    if levels and calibration is not None:
+        scored = interval_metrics(model, dataset, plan, calibration, levels, groups[: count + 1])
+        for point, interval in zip(metrics, scored, strict=False):
+            point.update(interval)
     minutes = dataset.step.total_seconds() / 60
     scores = tuple(
-        HorizonScore(
-            g.label,
-            g.horizon_steps,
-            g.horizon_steps * minutes,
-            int(g.times.size),
-            t.pooled(g.steps),
-        )
-        for g, t in zip(plan.test_groups, totals, strict=False)
+        HorizonScore(g.label, g.horizon_steps, g.horizon_steps * minutes, int(g.times.size), m)
+        for g, m in zip(plan.test_groups, metrics, strict=False)
     )
-    count = len(plan.test_groups)
     return EvaluationResult(
         dataset=dataset.metadata.name,
         model=model_name or model.name,
@@ -280,11 +303,13 @@ def score_fitted(
         null_value=dataset.metadata.null_value,
         unit=dataset.metadata.unit,
         horizons=scores,
-        average=totals[count].pooled(plan.average.steps),
-        validation=totals[count + 1].pooled(validation.steps),
+        average=metrics[count],
+        validation=metrics[count + 1],
         train_seconds=train_seconds,
         predict_seconds=predict_seconds,
         parameters=model.parameter_count(),
         hyperparameters=model.hyperparameters(),
         fingerprint=dataset.fingerprint,
+        levels=tuple(levels) if calibration is not None else (),
+        calibration=calibration,
     )

@@ -180,3 +180,112 @@ def forecast_metrics(
     totals = ErrorTotals(targets.shape[1])
     totals.add(targets, forecasts, null_value)
     return totals.pooled(range(1, targets.shape[1] + 1))
+
+
+def level_label(level: float) -> str:
+    """``"90"`` for 90.0, ``"97_5"`` for 97.5: the suffix of interval metric names.
+
+    Parameters
+    ----------
+    level
+        An interval level in percent.
+    """
+    return f"{level:g}".replace(".", "_")
+
+
+@dataclass
+class IntervalTotals:
+    """Sums for interval metrics per level and horizon step: ``[K h]`` (``[h]`` for WIS).
+
+    Coverage is the share of present targets inside ``[lower, upper]``; width the mean of
+    ``upper - lower``; the interval (Winkler) score at level ``1-α`` is
+    ``(u - l) + (2/α)(l - y)·1[y < l] + (2/α)(y - u)·1[y > u]``; the weighted interval score
+    over all ``K`` levels is ``(½|y - ŷ| + Σ_k (α_k/2)·IS_k) / (K + ½)`` (Bracher et al.,
+    2021), with the point forecast ``ŷ`` in the median's place.
+
+    Parameters
+    ----------
+    levels
+        Interval levels in percent, e.g. ``(80, 95)``.
+    steps
+        ``h``, horizon steps kept.
+    """
+
+    levels: tuple[float, ...]
+    steps: int
+    count: np.ndarray = field(init=False)
+    covered: np.ndarray = field(init=False)
+    width: np.ndarray = field(init=False)
+    interval_score: np.ndarray = field(init=False)
+    weighted: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        shape = (len(self.levels), self.steps)
+        self.count = np.zeros(self.steps)
+        self.covered = np.zeros(shape)
+        self.width = np.zeros(shape)
+        self.interval_score = np.zeros(shape)
+        self.weighted = np.zeros(self.steps)
+
+    def add(
+        self,
+        targets: np.ndarray,
+        forecasts: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        null_value: float | None = None,
+    ) -> None:
+        """Add ``[b h n]`` targets and forecasts with their ``[b K h n]`` bounds.
+
+        Parameters
+        ----------
+        targets
+            ``[b h n]`` observed values, NaN where missing.
+        forecasts
+            ``[b h n]`` point forecasts.
+        lower
+            ``[b K h n]`` lower bounds, one per level.
+        upper
+            ``[b K h n]`` upper bounds.
+        null_value
+            The dataset's null value: targets equal to it are missing too.
+        """
+        mask = present(targets, null_value)
+        y = np.where(mask, targets, 0.0)[:, None]  # [b 1 h n]
+        m = mask[:, None]
+        alpha = 1 - np.asarray(self.levels)[None, :, None, None] / 100
+        below = np.clip(lower - y, 0, None)
+        above = np.clip(y - upper, 0, None)
+        score = (upper - lower) + 2 / alpha * (below + above)  # [b K h n]
+        self.count += mask.sum(axis=(0, 2))
+        self.covered += (m & (below == 0) & (above == 0)).sum(axis=(0, 3))
+        self.width += np.where(m, upper - lower, 0).sum(axis=(0, 3))
+        self.interval_score += np.where(m, score, 0).sum(axis=(0, 3))
+        median_term = 0.5 * np.abs(y[:, 0] - forecasts)  # [b h n]
+        wis = (median_term + (alpha / 2 * score).sum(axis=1)) / (len(self.levels) + 0.5)
+        self.weighted += np.where(mask, wis, 0).sum(axis=(0, 2))
+
+    def pooled(self, steps: list[int] | range | tuple[int, ...]) -> dict[str, float]:
+        """``coverage_L``, ``width_L``, ``interval_score_L`` per level ``L`` and ``wis`` over
+        the 1-based ``steps`` taken together (NaN when no target counted).
+
+        Parameters
+        ----------
+        steps
+            1-based horizon steps to pool.
+        """
+        index = np.asarray(list(steps)) - 1
+        count = float(self.count[index].sum())
+        metrics: dict[str, float] = {}
+        for k, level in enumerate(self.levels):
+            label = level_label(level)
+            for name, sums in (
+                ("coverage", self.covered),
+                ("width", self.width),
+                ("interval_score", self.interval_score),
+            ):
+                metrics[f"{name}_{label}"] = (
+                    float(sums[k, index].sum()) / count if count else float("nan")
+                )
+        metrics["wis"] = float(self.weighted[index].sum()) / count if count else float("nan")
+        return metrics

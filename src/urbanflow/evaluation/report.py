@@ -9,7 +9,7 @@ from rich.table import Table
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult
-from urbanflow.evaluation.metrics import METRIC_NAMES
+from urbanflow.evaluation.metrics import METRIC_NAMES, level_label
 from urbanflow.evaluation.protocol import EvaluationPlan
 
 
@@ -71,6 +71,33 @@ def horizon_table(result: EvaluationResult) -> Table:
     rows.append(("average", result.plan.test_samples, result.average))
     for label, samples, metrics in rows:
         table.add_row(label, str(samples), *(f"{metrics[n]:.4f}" for n in names))
+    return table
+
+
+def interval_table(result: EvaluationResult) -> Table:
+    """One model's conformal intervals: coverage, mean width and interval score per level,
+    and the weighted interval score, at each horizon and on average.
+
+    Parameters
+    ----------
+    result
+        An evaluation scored with interval levels (``result.levels``).
+    """
+    unit = result.unit or "original unit"
+    table = Table(title=f"{result.model}: conformal intervals (width and scores in {unit})")
+    table.add_column("horizon", style="cyan")
+    names = []
+    for level in result.levels:
+        label = level_label(level)
+        for name, title in (("coverage", "cover"), ("width", "width"), ("interval_score", "IS")):
+            names.append(f"{name}_{label}")
+            table.add_column(f"{level:g} %\n{title}", justify="right")
+    names.append("wis")
+    table.add_column("WIS", justify="right")
+    rows = [(f"{s.minutes:g} min", s.metrics) for s in result.horizons]
+    rows.append(("average", result.average))
+    for label, metrics in rows:
+        table.add_row(label, *(f"{metrics[n]:.3f}" for n in names))
     return table
 
 

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from urbanflow.data.dataset import CityDataset
 from urbanflow.errors import DataError
 from urbanflow.graph.graph import SensorGraph
+from urbanflow.models.conformal import Calibration
 from urbanflow.models.networks import NetworkSpec
 from urbanflow.models.neural import NeuralForecaster
 from urbanflow.training.engine import choose_device
@@ -53,6 +54,9 @@ class Evaluated(Protocol):
 
     @property
     def plan(self) -> EvaluatedPlan: ...
+
+    @property
+    def calibration(self) -> Calibration | None: ...
 
     def to_json(self) -> dict[str, object]: ...
 
@@ -94,6 +98,10 @@ def save_bundle(
             "graph.weights": torch.from_numpy(np.ascontiguousarray(graph.weights)),
         }
     )
+    calibration = result.calibration
+    if calibration is not None:
+        tensors["calibration.scores"] = torch.from_numpy(np.ascontiguousarray(calibration.scores))
+        tensors["calibration.scale"] = torch.from_numpy(np.ascontiguousarray(calibration.scale))
     save_file(tensors, str(directory / WEIGHTS))
     card = {
         "format": FORMAT,
@@ -130,6 +138,14 @@ def save_bundle(
                 }
                 for r in model.training_reports_
             ],
+        },
+        "calibration": None
+        if calibration is None
+        else {
+            "method": "conformal, per step, scaled per sensor, online (models/conformal.py)",
+            "cutoff": calibration.cutoff,
+            "cutoff_time": calibration.cutoff_time,
+            "half_life_steps": calibration.half_life_steps,
         },
         "urbanflow_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -240,4 +256,29 @@ def load_bundle(directory: Path | str) -> tuple[NeuralForecaster, dict[str, obje
         ) from None
     model.network_.eval()
     model.sensor_ids_ = sensor_ids
+    model.calibration_ = read_calibration(card, tensors)
     return model, card
+
+
+def read_calibration(
+    card: dict[str, object], tensors: dict[str, torch.Tensor]
+) -> Calibration | None:
+    """The conformal calibration a bundle stores; ``None`` for a bundle written without one.
+
+    Parameters
+    ----------
+    card
+        The bundle's card.
+    tensors
+        The bundle's weights file, loaded.
+    """
+    described = card.get("calibration")
+    if not described or "calibration.scores" not in tensors:
+        return None
+    return Calibration(
+        scores=tensors["calibration.scores"].numpy(),
+        scale=tensors["calibration.scale"].numpy(),
+        cutoff=int(described["cutoff"]),
+        half_life_steps=float(described["half_life_steps"]),
+        cutoff_time=str(described.get("cutoff_time", "")),
+    )

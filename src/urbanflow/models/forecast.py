@@ -6,6 +6,7 @@ A forecast issued "as of T" uses the input window that ends with the reading at 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from urbanflow.data.timegrid import parse_local_time
 from urbanflow.data.windows import batches
 from urbanflow.errors import ConfigError, DataError
 from urbanflow.models.base import Forecaster
+from urbanflow.models.conformal import Calibration, interval_columns, replay_intervals
 
 
 def issue_index(dataset: CityDataset, when: str | pd.Timestamp, input_len: int) -> int:
@@ -82,10 +84,79 @@ def issue_indices(
     return np.array([issue_index(dataset, at or dataset.timestamps[-1], input_len)])
 
 
+def predict_samples(model: Forecaster, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
+    """``[s h n]`` forecasts of the samples at ``times``, predicted in batches of 256.
+
+    Parameters
+    ----------
+    model
+        A fitted forecaster.
+    dataset
+        The data it forecasts.
+    times
+        ``[s]`` sample times: inputs end at ``t - 1``.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    parts = [model.predict(dataset, batch) for batch in batches(times, 256)]
+    if not parts:
+        return np.zeros((0, model.horizon, dataset.num_sensors), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+def replayed_intervals(
+    model: Forecaster,
+    dataset: CityDataset,
+    samples: np.ndarray,
+    levels: Sequence[float],
+    calibration: Calibration | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``([s h n], [s K h n], [s K h n])`` forecasts and interval bounds of ``samples``, by
+    replaying the online conformal update from the calibration cutoff in time order.
+
+    Parameters
+    ----------
+    model
+        A fitted forecaster.
+    dataset
+        The data to forecast from; it must contain the calibration's cutoff time.
+    samples
+        ``[s]`` sample times, none before the cutoff.
+    levels
+        Interval levels in percent.
+    calibration
+        The model's conformal calibration (a bundle's ``calibration_``).
+    """
+    if calibration is None:
+        raise ConfigError(
+            "this model has no conformal calibration (written by an older urbanflow); "
+            "retrain it to get intervals"
+        )
+    calibration = calibration.rebased(dataset.timestamps)
+    samples = np.asarray(samples, dtype=np.int64)
+    if samples.min() < calibration.cutoff:
+        first = dataset.timestamps[calibration.cutoff - 1]
+        raise DataError(
+            f"intervals start at issue time {first}: earlier issue times lie inside the "
+            "validation part that calibrated them; ask for that time or later"
+        )
+    times = np.arange(
+        max(model.input_len, calibration.cutoff - calibration.horizon + 1), samples.max() + 1
+    )
+    forecasts = predict_samples(model, dataset, times)
+    lower, upper = replay_intervals(calibration, forecasts, times, dataset.readings[..., 0], levels)
+    rows = samples - times[0]
+    return forecasts[rows], lower[rows], upper[rows]
+
+
 def forecast_table(
-    model: Forecaster, dataset: CityDataset, issue_indices: np.ndarray
+    model: Forecaster,
+    dataset: CityDataset,
+    issue_indices: np.ndarray,
+    levels: Sequence[float] = (),
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
-    """Long table of the model's forecasts issued at each of ``issue_indices`` (batched).
+    """Long table of the model's forecasts issued at each of ``issue_indices``, with
+    ``lower_L``, ``upper_L`` columns for each interval level ``L``.
 
     Parameters
     ----------
@@ -96,26 +167,32 @@ def forecast_table(
     issue_indices
         ``[k]`` int step indices of the issue times ``T`` (from ``issue_indices``); the inputs end
         with the reading at ``T`` and step ``h`` targets ``T + h × frequency``.
+    levels
+        Interval levels in percent (default: none).
+    calibration
+        The model's conformal calibration; needed when ``levels`` are given.
     """
-    frames = []
-    step = dataset.step
-    for batch in batches(np.asarray(issue_indices, dtype=np.int64), 256):
-        values = model.predict(dataset, batch + 1)  # [b h n]; sample time = issue index + 1
-        b, h, n = values.shape
-        issued = dataset.timestamps[batch].repeat(h * n)  # keeps the time zone
-        steps = np.tile(np.repeat(np.arange(1, h + 1), n), b)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "sensor_id": np.tile(np.asarray(dataset.sensors.ids, dtype=object), b * h),
-                    "issued_at": issued,
-                    "target_time": issued + pd.to_timedelta(steps * step.value, unit="ns"),
-                    "horizon_steps": steps,
-                    "value": values.reshape(-1),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    issues = np.asarray(issue_indices, dtype=np.int64)
+    samples = issues + 1  # sample time = issue index + 1
+    if levels:
+        values, lower, upper = replayed_intervals(model, dataset, samples, levels, calibration)
+    else:
+        values = predict_samples(model, dataset, samples)
+    b, h, n = values.shape
+    issued = dataset.timestamps[issues].repeat(h * n)  # keeps the time zone
+    steps = np.tile(np.repeat(np.arange(1, h + 1), n), b)
+    columns: dict[str, object] = {
+        "sensor_id": np.tile(np.asarray(dataset.sensors.ids, dtype=object), b * h),
+        "issued_at": issued,
+        "target_time": issued + pd.to_timedelta(steps * dataset.step.value, unit="ns"),
+        "horizon_steps": steps,
+        "value": values.reshape(-1),
+    }
+    names = interval_columns(levels)
+    for k in range(len(levels)):
+        columns[names[2 * k]] = lower[:, k].reshape(-1)
+        columns[names[2 * k + 1]] = upper[:, k].reshape(-1)
+    return pd.DataFrame(columns)
 
 
 def write_forecast(table: pd.DataFrame, path: Path) -> Path:

@@ -1,0 +1,52 @@
+"""Interval metrics against hand-computed values, and intervals in evaluation results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from urbanflow.evaluation.evaluate import evaluate_by_name
+from urbanflow.evaluation.metrics import IntervalTotals
+from urbanflow.evaluation.protocol import make_plan
+
+
+def test_interval_metrics_by_hand():
+    # one sample, one step, two sensors; levels 50 % (α = 0.5) and 90 % (α = 0.1)
+    y = np.array([[[10.0, 20.0]]])
+    forecast = np.array([[[11.0, 18.0]]])
+    lower = np.array([[[[9.0, 19.0]], [[8.0, 15.0]]]])  # [b K h n]
+    upper = np.array([[[[12.0, 19.5]], [[14.0, 21.0]]]])
+    totals = IntervalTotals((50.0, 90.0), 1)
+    totals.add(y, forecast, lower, upper)
+    m = totals.pooled([1])
+    # 50 %: sensor 1 inside (width 3), sensor 2 above by 0.5 (width 0.5, penalty 2/0.5·0.5)
+    assert m["coverage_50"] == 0.5
+    assert m["width_50"] == pytest.approx((3 + 0.5) / 2)
+    assert m["interval_score_50"] == pytest.approx((3 + (0.5 + 4 * 0.5)) / 2)
+    # 90 %: both inside, widths 6 and 6
+    assert m["coverage_90"] == 1.0 and m["interval_score_90"] == pytest.approx(6.0)
+    # WIS = (½|y - ŷ| + 0.25·IS50 + 0.05·IS90) / 2.5, averaged over the two targets
+    wis_1 = (0.5 * 1 + 0.25 * 3 + 0.05 * 6) / 2.5
+    wis_2 = (0.5 * 2 + 0.25 * 2.5 + 0.05 * 6) / 2.5
+    assert m["wis"] == pytest.approx((wis_1 + wis_2) / 2)
+
+
+def test_missing_targets_are_left_out_of_interval_metrics():
+    y = np.array([[[np.nan, 5.0]]])
+    bounds = np.array([[[[0.0, 0.0]]]]), np.array([[[[10.0, 10.0]]]])
+    totals = IntervalTotals((80.0,), 1)
+    totals.add(y, np.zeros((1, 1, 2)), *bounds)
+    assert totals.count[0] == 1 and totals.pooled([1])["coverage_80"] == 1.0
+
+
+def test_evaluate_reports_intervals_as_new_keys(los_loop):
+    plan = make_plan("default", los_loop.num_steps, 12)
+    plain, _ = evaluate_by_name(los_loop, "last-value", plan)
+    with_levels, _ = evaluate_by_name(los_loop, "last-value", plan, levels=(80.0, 95.0))
+    for a, b in zip(plain.horizons, with_levels.horizons, strict=True):
+        assert a.metrics["mae"] == b.metrics["mae"]
+        assert 0.75 < b.metrics["coverage_80"] < b.metrics["coverage_95"] <= 1
+        assert b.metrics["width_80"] < b.metrics["width_95"]
+    payload = with_levels.to_json()
+    assert payload["levels"] == [80.0, 95.0] and "wis" in payload["average"]
+    assert "levels" not in plain.to_json() and "wis" not in plain.to_json()["average"]
