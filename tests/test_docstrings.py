@@ -1,7 +1,8 @@
 """Every public function and class of models/, data/ and evaluation/ documents its parameters.
 
 The rule (issue 8, Darts style): a docstring with a ``Parameters`` section in which each
-parameter has a line of its own, ``name`` or ``name : type``. Classes document their
+parameter has a line of its own, ``name`` or ``name : type`` (numpydoc's ``x, y`` shares one
+entry between parameters described together). Classes document their
 constructor's parameters (or a dataclass's fields) in the class docstring or ``__init__``'s.
 Public methods of public classes count; names starting with ``_`` do not.
 """
@@ -52,9 +53,9 @@ def documented_parameters(docstring: str | None) -> set[str]:
     for line, after in zip(section, [*section[1:], ""], strict=True):
         if after and set(after) == {"-"}:  # the next heading (Returns, Attributes, ...)
             break
-        match = re.fullmatch(r"\*{0,2}([A-Za-z_][A-Za-z0-9_]*)(\s*:.*)?", line)
-        if match:
-            names.add(match.group(1))
+        match = re.fullmatch(r"\*{0,2}([A-Za-z_][A-Za-z0-9_, ]*?)(\s*:.*)?", line)
+        if match:  # `name`, `name : type` or numpydoc's shared entry `x, tod, dow`
+            names.update(name.strip() for name in match.group(1).split(","))
     return names
 
 

@@ -197,17 +197,13 @@ class AGCRN(nn.Module):
         return torch.softmax(F.relu(embedding @ embedding.T), dim=1)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+        """AGCRN: ``[b H n]`` z-scored forecasts of a batch of windows.
 
         Parameters
         ----------
-        x
-            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
-            mask (1 = present).
-        tod
-            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
-        dow
-            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        x, tod, dow
+            AGCRN feeds the ``[b L n c]`` readings and mask and the scaled ``[b L]``
+            calendar to its recurrent cells (see ``urbanflow.models.networks``).
         """
         batch, steps, nodes, _ = x.shape
         calendar = torch.stack([tod.float() / self.steps_per_day, dow.float() / 7.0], dim=-1)

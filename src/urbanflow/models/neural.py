@@ -46,13 +46,9 @@ class Ensemble(nn.Module):
 
         Parameters
         ----------
-        x
-            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1
-            the mask (1 = present).
-        tod
-            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
-        dow
-            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        x, tod, dow
+            ``[b L n c]``, ``[b L]``, ``[b L]``: the inputs every network takes
+            (``urbanflow.models.networks``). Passed unchanged to every member network.
         """
         return torch.stack([member(x, tod, dow) for member in self.members]).mean(dim=0)
 

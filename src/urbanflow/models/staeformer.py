@@ -145,17 +145,13 @@ class STAEformer(nn.Module):
         self.output_proj = nn.Linear(spec.input_len * dim, spec.horizon)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+        """STAEformer: ``[b H n]`` z-scored forecasts of a batch of windows.
 
         Parameters
         ----------
-        x
-            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
-            mask (1 = present).
-        tod
-            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
-        dow
-            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        x, tod, dow
+            STAEformer embeds each step's ``[b L n c]`` readings and its ``[b L]``
+            time of day and weekday (inputs as ``urbanflow.models.networks`` says).
         """
         batch, _, sensors, _ = x.shape
         calendar = torch.cat([self.tod(tod), self.dow(dow)], dim=-1)  # [b L (tod+dow)]

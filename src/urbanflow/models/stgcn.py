@@ -98,9 +98,9 @@ class ChebGraphConv(nn.Module):
     Parameters
     ----------
     c_in
-        ``f``, input channels.
+        ``f``, channels of the features mixed.
     c_out
-        ``g``, output channels.
+        ``g``, channels after mixing.
     order
         ``K``, Chebyshev terms ``T_0 … T_{K-1}`` of the scaled Laplacian, ≥ 1 (1: no mixing across
         sensors).
@@ -245,17 +245,13 @@ class STGCN(nn.Module):
         self.out_head = nn.Linear(width, spec.horizon)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+        """STGCN: ``[b H n]`` z-scored forecasts of a batch of windows.
 
         Parameters
         ----------
-        x
-            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
-            mask (1 = present).
-        tod
-            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
-        dow
-            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        x, tod, dow
+            STGCN convolves the ``[b L n c]`` readings and mask; the ``[b L]`` calendar
+            is not used (the inputs are described in ``urbanflow.models.networks``).
         """
         pad = self.steps - x.shape[1]
         if pad > 0:

@@ -119,17 +119,13 @@ class STID(nn.Module):
             nn.init.xavier_uniform_(table)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+        """STID: ``[b H n]`` z-scored forecasts of a batch of windows.
 
         Parameters
         ----------
-        x
-            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
-            mask (1 = present).
-        tod
-            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
-        dow
-            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        x, tod, dow
+            STID reads each sensor's whole ``[b L n c]`` window and the ``[b L]`` calendar
+            of the last step (inputs as in ``urbanflow.models.networks``).
         """
         batch, _, sensors, _ = x.shape
         window = x.permute(0, 2, 1, 3).reshape(batch, sensors, -1)  # [b n (L c)]

@@ -135,17 +135,13 @@ class TGCN(nn.Module):
         self.head = nn.Linear(hidden, spec.horizon)
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """``x: [b L n c]``, ``tod, dow: [b L]`` int64 -> ``[b H n]``.
+        """T-GCN: ``[b H n]`` z-scored forecasts of a batch of windows.
 
         Parameters
         ----------
-        x
-            ``[b L n c]`` inputs: channel 0 the z-scored reading (0 where missing), channel 1 the
-            mask (1 = present).
-        tod
-            ``[b L]`` int64 time-of-day slot of each input step, ``0 … steps_per_day-1``.
-        dow
-            ``[b L]`` int64 local weekday of each input step, Monday = 0.
+        x, tod, dow
+            T-GCN runs its recurrent cell over the ``[b L n c]`` readings and mask;
+            ``tod`` and ``dow`` are unused (``urbanflow.models.networks`` has the shapes).
         """
         b, steps, n, _ = x.shape
         if self.calendar:
