@@ -19,7 +19,7 @@ def test_a_baseline_is_refused_before_any_fitting(los_loop, tmp_path, monkeypatc
     def no_fitting(*args, **kwargs):
         raise AssertionError("train_bundle fitted a model it was going to refuse")
 
-    monkeypatch.setattr(bundles, "evaluate", no_fitting)
+    monkeypatch.setattr(bundles, "evaluate_by_name", no_fitting)
     plan = make_plan("default", los_loop.num_steps, 12)
     with pytest.raises(ConfigError, match="ridge is a baseline"):
         bundles.train_bundle(los_loop, "ridge", plan, tmp_path / "bundle")

@@ -7,15 +7,7 @@ from typing import Annotated
 
 import typer
 
-from urbanflow.cli.common import (
-    LEVELS_HELP,
-    console,
-    epoch_progress,
-    print_result,
-    progress_bar,
-    sample_progress,
-    training_options,
-)
+from urbanflow.cli import common
 from urbanflow.data.catalog import load_dataset
 from urbanflow.evaluation.protocol import make_plan
 from urbanflow.models.conformal import DEFAULT_LEVELS, parse_levels
@@ -33,7 +25,7 @@ def register(app: typer.Typer) -> None:
         max_epochs: Annotated[int | None, typer.Option(help="Epoch limit.")] = None,
         time_budget: Annotated[float | None, typer.Option(help="Training minutes at most.")] = None,
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-        levels: Annotated[str, typer.Option(help=LEVELS_HELP)] = ",".join(
+        levels: Annotated[str, typer.Option(help=common.LEVELS_HELP)] = ",".join(
             f"{level:g}" for level in DEFAULT_LEVELS
         ),
     ) -> None:
@@ -42,24 +34,24 @@ def register(app: typer.Typer) -> None:
 
         data = load_dataset(dataset)
         plan = make_plan(protocol, data.num_steps, input_len)
-        with progress_bar() as bar:
+        with common.progress_bar() as bar:
             label = f"{model} ({plan.protocol})"
-            _, on_epoch = epoch_progress(bar, label)
-            _, on_samples = sample_progress(bar, label)
+            _, on_epoch = common.epoch_progress(bar, label)
+            _, on_samples = common.sample_progress(bar, label)
             result, fitted = train_bundle(
                 data,
                 model,
                 plan,
                 out,
-                training_options(max_epochs, time_budget, seed),
+                common.training_options(max_epochs, time_budget, seed),
                 progress=on_samples,
                 fit_progress=on_epoch,
                 levels=parse_levels(levels),
             )
-        print_result(result, data)
+        common.print_result(result, data)
         reports = fitted.training_reports_
         epochs = ", ".join(f"{r.best_epoch} of {r.epochs_run}" for r in reports)
-        console.print(
+        common.console.print(
             f"Best validation epochs {epochs} ({len(reports)} network(s), "
             f"{sum(r.seconds for r in reports):.0f} s of training). "
             f"Bundle written to [bold]{out}[/]"
@@ -90,11 +82,11 @@ def register(app: typer.Typer) -> None:
         data = load_dataset(dataset or str(card["dataset"]["name"]))
         require_same_sensors(model.sensor_ids_, data, str(model_dir))
         issues = issue_indices(data, model.input_len, at, start, end)
-        with progress_bar() as bar:
+        with common.progress_bar() as bar:
             bar.add_task(f"forecasting {issues.size} issue time(s)", total=None, status="")
             table = forecast_table(model, data, issues, parse_levels(levels), model.calibration_)
         path = write_forecast(table, output)
-        console.print(
+        common.console.print(
             f"{len(table):,} forecasts ({issues.size} issue times × {model.horizon} steps × "
             f"{data.num_sensors} sensors) written to [bold]{path}[/]"
         )

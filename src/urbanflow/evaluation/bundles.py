@@ -15,14 +15,14 @@ from urbanflow.errors import ConfigError, DataError
 from urbanflow.evaluation.evaluate import (
     EvaluationResult,
     SampleProgress,
-    evaluate,
+    evaluate_by_name,
     score_fitted,
 )
 from urbanflow.evaluation.protocol import EvaluationPlan
 from urbanflow.models.base import FitProgress, require_same_sensors
 from urbanflow.models.bundle import save_bundle
 from urbanflow.models.neural import NeuralForecaster
-from urbanflow.models.registry import make_model, model_entry
+from urbanflow.models.registry import model_entry
 
 
 def train_bundle(
@@ -35,27 +35,28 @@ def train_bundle(
     fit_progress: FitProgress | None = None,
     levels: Sequence[float] = (),
 ) -> tuple[EvaluationResult, NeuralForecaster]:
-    """Fit a registry network under ``plan``, score it, and write its bundle to ``directory``.
+    """Fit a registry network under ``plan``, score it, and write its bundle to ``directory``:
+    ``evaluate_by_name`` for networks only, then ``save_bundle``.
 
     Parameters
     ----------
     dataset
-        The whole dataset; the plan says which steps fit and which score.
+        Data to fit on (the plan's fitting steps) and to score on (its test samples).
     model_name
-        A registered neural model name; a baseline is refused before fitting.
+        A registered neural model; a baseline is refused before any fitting.
     plan
-        The protocol's split, input length, horizons and sample times.
+        Protocol to train and score under.
     directory
         Folder that receives ``card.json`` and ``weights.safetensors``.
     hyperparameters
-        Overrides of the name's presets (e.g. ``max_epochs``, ``seed``).
+        Preset overrides such as ``max_epochs`` or ``seed``.
     progress
-        Called with (samples done, samples in all) while scoring.
+        Scoring callback: (samples done, samples in all).
     fit_progress
-        Called with (epoch, epochs, status) while training.
+        Training callback: (epoch, epochs, status line).
     levels
-        Interval levels in percent to score (default: none). The bundle stores the
-        conformal calibration in any case, so that forecasts can give any level.
+        Interval levels (percent) to score; the bundle stores the conformal calibration in
+        any case, so that its forecasts can give any level.
 
     Returns the result and the fitted model.
     """
@@ -63,10 +64,9 @@ def train_bundle(
         raise ConfigError(
             f"{model_name} is a baseline: it has no weights to bundle; use `urbanflow evaluate`"
         )
-    model = make_model(
-        model_name, input_len=plan.input_len, horizon=plan.horizon, **(hyperparameters or {})
+    result, model = evaluate_by_name(
+        dataset, model_name, plan, hyperparameters, progress, fit_progress, levels
     )
-    result = evaluate(model, dataset, plan, model_name, progress, fit_progress, levels)
     save_bundle(model, model_name, dataset, result, directory)
     return result, model
 
