@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from urbanflow.errors import DownloadError, UnknownNameError
 
-Progress = Callable[[str, int, int | None], None]
+DownloadProgress = Callable[[str, int, int | None], None]
 """Called as ``progress(filename, bytes_done, bytes_total_or_None)`` while a file streams."""
 
 CHECKSUMS_FILE = "checksums.json"
@@ -283,7 +283,7 @@ def download(
     name: str,
     *,
     cache: Path | None = None,
-    progress: Progress | None = None,
+    progress: DownloadProgress | None = None,
     timeout: float = 30,
     catalogue: Mapping[str, RemoteDataset] = CATALOGUE,
 ) -> Path:
@@ -404,7 +404,11 @@ def _verify_present(dataset: str, remote: RemoteFile, path: Path, recorded: str 
 
 
 def _fetch(
-    dataset: str, remote: RemoteFile, folder: Path, progress: Progress | None, timeout: float
+    dataset: str,
+    remote: RemoteFile,
+    folder: Path,
+    progress: DownloadProgress | None,
+    timeout: float,
 ) -> str:
     """Download one file from the first mirror that works; return its SHA-256."""
     last = "no mirror is listed"
@@ -422,7 +426,7 @@ def _fetch(
 
 
 def _fetch_from(
-    url: str, remote: RemoteFile, folder: Path, progress: Progress | None, timeout: float
+    url: str, remote: RemoteFile, folder: Path, progress: DownloadProgress | None, timeout: float
 ) -> str:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     handle, temporary = _temporary_file(folder, remote.filename)
@@ -445,7 +449,7 @@ def _stream(
     request: urllib.request.Request,
     out: BinaryIO,
     filename: str,
-    progress: Progress | None,
+    progress: DownloadProgress | None,
     timeout: float,
 ) -> str:
     """Copy a response into ``out`` chunk by chunk; network failures become _MirrorFailed."""
