@@ -1,0 +1,1 @@
+"""Alerts: rules over issued forecasts, their lifecycle, and webhooks (issue 9, §3)."""

@@ -1,0 +1,149 @@
+"""Whether a rule's condition holds for each sensor, at one issued forecast.
+
+Inputs are plain arrays, so this works the same in the service, a benchmark or a notebook:
+
+- ``below`` / ``above``: the probability, per step and sensor, that the target falls below the
+  rule's threshold (``[h n]``), or a callable ``probability_below(threshold) -> [h n]`` such as
+  ``lambda t: conformal.probability_below(calibration, online.scale, forecast, t)``. The rule
+  holds for a sensor when the largest probability over the window's steps (``k = 1 … steps``)
+  reaches ``p``. For ``above`` the probability per step is ``1 − P(below)``, i.e. at or above
+  the threshold. A sensor whose probabilities in the window are all NaN (no forecast) is left
+  out: its alerts neither hold nor clear at this issue.
+- ``drift``: each sensor's live MAE and validation MAE, both pooled over the horizon's steps
+  (the mean of the per-step MAEs, the same steps on both sides). The rule holds when live MAE >
+  ``factor`` × validation MAE. A sensor whose live MAE is NaN (nothing scored yet) is left out.
+
+The value reported with each sensor (and carried into audit records and webhooks) is the
+largest probability for ``below``/``above`` and the ratio live / validation MAE for ``drift``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from urbanflow.serving.alerts.rules import DriftCondition, Rule, ThresholdCondition
+
+ProbabilityBelow = Callable[[float], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A rule's condition at one issue, per sensor it watches and could judge.
+
+    Parameters
+    ----------
+    holds
+        ``sensor id → whether the condition holds``; sensors without data are absent.
+    values
+        ``sensor id → the value that decided it`` (probability or error ratio).
+    """
+
+    holds: Mapping[str, bool]
+    values: Mapping[str, float]
+
+
+def window_probability(
+    condition: ThresholdCondition, probability_below: np.ndarray | ProbabilityBelow
+) -> np.ndarray:
+    """``[n]`` largest probability over the condition's window that the value is below (or at
+    or above) its threshold; NaN where every step in the window is NaN.
+
+    Parameters
+    ----------
+    condition
+        The rule's threshold condition.
+    probability_below
+        ``[h n]`` probabilities of falling below ``condition.threshold``, or a callable that
+        gives them for a threshold.
+    """
+    below = probability_below
+    if callable(below):
+        below = below(condition.threshold)
+    below = np.asarray(below, dtype=np.float64)
+    if below.ndim != 2 or below.shape[0] < condition.steps:
+        raise ValueError(
+            f"probabilities must be [h n] with h ≥ {condition.steps}, got {below.shape}"
+        )
+    window = below[: condition.steps]
+    if condition.kind == "above":
+        window = 1.0 - window
+    out = np.full(window.shape[1], np.nan)
+    known = ~np.isnan(window).all(axis=0)
+    out[known] = np.nanmax(window[:, known], axis=0)
+    return out
+
+
+def evaluate_threshold(
+    rule: Rule,
+    sensor_ids: Sequence[str],
+    probability_below: np.ndarray | ProbabilityBelow,
+) -> Evaluation:
+    """A ``below``/``above`` rule at one issue.
+
+    Parameters
+    ----------
+    rule
+        A rule whose condition is a :class:`ThresholdCondition`.
+    sensor_ids
+        ``[n]`` the ids of the probabilities' sensor axis.
+    probability_below
+        ``[h n]`` probabilities below the rule's threshold, or a callable giving them.
+    """
+    condition = rule.condition
+    if not isinstance(condition, ThresholdCondition):
+        raise TypeError(f"rule {rule.name!r} is not a below/above rule")
+    best = window_probability(condition, probability_below)
+    return _judge(rule, sensor_ids, best, lambda v: v >= condition.probability)
+
+
+def evaluate_drift(
+    rule: Rule,
+    sensor_ids: Sequence[str],
+    live_mae: np.ndarray | Sequence[float],
+    validation_mae: np.ndarray | Sequence[float],
+) -> Evaluation:
+    """A ``drift`` rule at one issue.
+
+    Parameters
+    ----------
+    rule
+        A rule whose condition is a :class:`DriftCondition`.
+    sensor_ids
+        ``[n]`` the ids of the error arrays' sensor axis.
+    live_mae
+        ``[n]`` live MAE per sensor, pooled over steps; NaN where nothing was scored.
+    validation_mae
+        ``[n]`` validation MAE per sensor, pooled over the same steps.
+    """
+    condition = rule.condition
+    if not isinstance(condition, DriftCondition):
+        raise TypeError(f"rule {rule.name!r} is not a drift rule")
+    live = np.asarray(live_mae, dtype=np.float64)
+    reference = np.asarray(validation_mae, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(reference > 0, live / reference, np.where(live > 0, np.inf, 0.0))
+    ratio = np.where(np.isnan(live) | np.isnan(reference), np.nan, ratio)
+    return _judge(rule, sensor_ids, ratio, lambda v: v > condition.factor)
+
+
+def _judge(
+    rule: Rule,
+    sensor_ids: Sequence[str],
+    values: np.ndarray,
+    test: Callable[[float], bool],
+) -> Evaluation:
+    if values.shape != (len(sensor_ids),):
+        raise ValueError(f"expected {len(sensor_ids)} sensors, got values of shape {values.shape}")
+    position = {sensor: i for i, sensor in enumerate(sensor_ids)}
+    holds: dict[str, bool] = {}
+    found: dict[str, float] = {}
+    for sensor in rule.sensor_ids:
+        i = position.get(sensor)
+        if i is None or np.isnan(values[i]):
+            continue
+        found[sensor] = float(values[i])
+        holds[sensor] = bool(test(values[i]))
+    return Evaluation(holds, found)
