@@ -1,0 +1,489 @@
+"""Where alerts are kept: the audit trail, the lifecycle state and the webhook outbox.
+
+:class:`AlertStore` is the protocol the engine and the webhook sender write against; two
+implementations:
+
+- :class:`MemoryAlertStore`: in the process, lost on exit (tests, benchmarks);
+- :class:`DuckDBAlertStore`: tables in a DuckDB database, so undelivered notifications survive
+  a restart and the next sender delivers them (at-least-once). It takes an open ``duckdb``
+  connection (the reading store's) and creates its own tables when missing:
+
+  - ``alert_transitions (rule, sensor_id, from_state, to_state, issued_at, value,
+    recorded_at)``: every transition, the audit trail;
+  - ``alert_state (rule, sensor_id, state, held, cleared, since, last_issued_at)``: each
+    rule's lifecycle state after the latest issue (a row with ``sensor_id`` NULL carries a
+    rule's ``last_issued_at``), so a restarted service continues where it stopped;
+  - ``alert_outbox (key, url, body, created_at, attempts, next_at, delivered_at, failed_at,
+    last_error)``: one row per notification and URL, unique by ``(key, url)``.
+
+Times of issues are ``TIMESTAMP`` in UTC (like the readings); outbox times are Unix seconds
+of the server's clock. Each ``record`` is one transaction: transitions, the state after them
+and their notifications are stored together or not at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from urbanflow.serving.alerts.lifecycle import RuleState, SensorAlert, Transition
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook delivery to make: a body for one URL.
+
+    Parameters
+    ----------
+    key
+        The idempotency key (the same for every URL of one transition).
+    url
+        Where to post it.
+    body
+        The exact JSON bytes to post (the signature covers them).
+    created_at
+        Unix seconds when it was queued.
+    attempts
+        Tries made so far.
+    next_at
+        Unix seconds of the next try.
+    """
+
+    key: str
+    url: str
+    body: bytes
+    created_at: float
+    attempts: int = 0
+    next_at: float = 0.0
+
+
+class AlertStore(Protocol):
+    """What the alert engine and the webhook sender need from storage."""
+
+    def record(
+        self,
+        transitions: Sequence[Transition],
+        notifications: Sequence[Notification],
+        states: Mapping[str, RuleState] | None = None,
+    ) -> None:
+        """Store transitions, notifications and the state after them, all or nothing."""
+
+    def load_states(self) -> dict[str, RuleState]:
+        """Each rule's stored state (rule parameters as stored; the engine sets its own)."""
+
+    def transitions(self, to_state: str | None = None, limit: int = 1000) -> list[Transition]:
+        """The newest transitions first, optionally only those into ``to_state``."""
+
+    def due(self, now: float, limit: int = 100) -> list[Notification]:
+        """Undelivered notifications whose next try is at or before ``now``, oldest first."""
+
+    def next_due(self) -> float | None:
+        """The earliest next try of an undelivered notification, None when none is left."""
+
+    def mark_delivered(self, key: str, url: str, attempts: int, at: float) -> None:
+        """The receiver accepted it on try ``attempts``: never send it again."""
+
+    def reschedule(self, key: str, url: str, attempts: int, next_at: float, error: str) -> None:
+        """A try failed: remember it and try again at ``next_at``."""
+
+    def give_up(self, key: str, url: str, attempts: int, at: float, error: str) -> None:
+        """The last allowed try failed: keep the row, stop trying."""
+
+
+class MemoryAlertStore:
+    """An :class:`AlertStore` in the process's memory (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.audit: list[Transition] = []
+        self.states: dict[str, RuleState] = {}
+        self.outbox: dict[tuple[str, str], Notification] = {}
+        self.delivered: dict[tuple[str, str], float] = {}
+        self.failed: dict[tuple[str, str], str] = {}
+
+    def record(
+        self,
+        transitions: Sequence[Transition],
+        notifications: Sequence[Notification],
+        states: Mapping[str, RuleState] | None = None,
+    ) -> None:
+        """Store them together (see :class:`AlertStore`).
+
+        Parameters
+        ----------
+        transitions
+            Audit records.
+        notifications
+            Deliveries to queue; a ``(key, url)`` already queued is left as it is.
+        states
+            Rule states after the transitions.
+        """
+        with self._lock:
+            self.audit += transitions
+            for note in notifications:
+                self.outbox.setdefault((note.key, note.url), note)
+            if states is not None:
+                self.states.update(states)
+
+    def load_states(self) -> dict[str, RuleState]:
+        """The states stored by the latest ``record``."""
+        with self._lock:
+            return dict(self.states)
+
+    def transitions(self, to_state: str | None = None, limit: int = 1000) -> list[Transition]:
+        """Newest first.
+
+        Parameters
+        ----------
+        to_state
+            Only transitions into this state.
+        limit
+            At most this many.
+        """
+        with self._lock:
+            rows = [t for t in reversed(self.audit) if to_state in (None, t.to_state)]
+        return rows[:limit]
+
+    def _open(self) -> list[Notification]:
+        done = self.delivered.keys() | self.failed.keys()
+        return [n for k, n in self.outbox.items() if k not in done]
+
+    def due(self, now: float, limit: int = 100) -> list[Notification]:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        now
+            Unix seconds.
+        limit
+            At most this many.
+        """
+        with self._lock:
+            ready = [n for n in self._open() if n.next_at <= now]
+        return sorted(ready, key=lambda n: (n.next_at, n.created_at))[:limit]
+
+    def next_due(self) -> float | None:
+        """See :class:`AlertStore`."""
+        with self._lock:
+            return min((n.next_at for n in self._open()), default=None)
+
+    def mark_delivered(self, key: str, url: str, attempts: int, at: float) -> None:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        key
+            Idempotency key.
+        url
+            The URL.
+        attempts
+            Tries made, the successful one included.
+        at
+            Unix seconds.
+        """
+        with self._lock:
+            self.outbox[(key, url)] = replace(self.outbox[(key, url)], attempts=attempts)
+            self.delivered[(key, url)] = at
+
+    def reschedule(self, key: str, url: str, attempts: int, next_at: float, error: str) -> None:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        key
+            Idempotency key.
+        url
+            The URL.
+        attempts
+            Tries made.
+        next_at
+            Unix seconds of the next try.
+        error
+            What went wrong.
+        """
+        with self._lock:
+            note = self.outbox[(key, url)]
+            self.outbox[(key, url)] = replace(note, attempts=attempts, next_at=next_at)
+
+    def give_up(self, key: str, url: str, attempts: int, at: float, error: str) -> None:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        key
+            Idempotency key.
+        url
+            The URL.
+        attempts
+            Tries made.
+        at
+            Unix seconds.
+        error
+            What went wrong last.
+        """
+        with self._lock:
+            note = self.outbox[(key, url)]
+            self.outbox[(key, url)] = replace(note, attempts=attempts)
+            self.failed[(key, url)] = error
+
+
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS alert_transitions (rule VARCHAR NOT NULL, "
+    "sensor_id VARCHAR NOT NULL, from_state VARCHAR NOT NULL, to_state VARCHAR NOT NULL, "
+    "issued_at TIMESTAMP NOT NULL, value DOUBLE, recorded_at TIMESTAMP NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alert_state (rule VARCHAR NOT NULL, sensor_id VARCHAR, "
+    "state VARCHAR, held INTEGER, cleared INTEGER, since TIMESTAMP, last_issued_at TIMESTAMP)",
+    "CREATE TABLE IF NOT EXISTS alert_outbox (key VARCHAR NOT NULL, url VARCHAR NOT NULL, "
+    "body BLOB NOT NULL, created_at DOUBLE NOT NULL, attempts INTEGER NOT NULL, "
+    "next_at DOUBLE NOT NULL, delivered_at DOUBLE, failed_at DOUBLE, last_error VARCHAR, "
+    "PRIMARY KEY (key, url))",
+)
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(tzinfo=timezone.utc)
+
+
+class DuckDBAlertStore:
+    """An :class:`AlertStore` in DuckDB tables (see the module's docstring).
+
+    It works on its own cursor of ``connection`` (a duplicate connection to the same
+    database), guarded by a lock, so the sender's thread and the caller's may both use it and
+    its transactions never mix with the owner's.
+
+    Parameters
+    ----------
+    connection
+        An open ``duckdb.DuckDBPyConnection``; its tables are created when missing.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self._lock = threading.Lock()
+        self._con = connection.cursor()
+        with self._lock:
+            for statement in TABLES:
+                self._con.execute(statement)
+
+    def close(self) -> None:
+        """Close this store's cursor (the owner's connection stays open)."""
+        with self._lock:
+            self._con.close()
+
+    def record(
+        self,
+        transitions: Sequence[Transition],
+        notifications: Sequence[Notification],
+        states: Mapping[str, RuleState] | None = None,
+    ) -> None:
+        """Store them in one transaction (see :class:`AlertStore`).
+
+        Parameters
+        ----------
+        transitions
+            Audit records.
+        notifications
+            Deliveries to queue; a ``(key, url)`` already queued is left as it is.
+        states
+            Rule states after the transitions; they replace the stored rows of those rules.
+        """
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if transitions:
+                    con.executemany(
+                        "INSERT INTO alert_transitions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                t.rule,
+                                t.sensor_id,
+                                t.from_state,
+                                t.to_state,
+                                _naive(t.issued_at),
+                                t.value,
+                                now,
+                            )
+                            for t in transitions
+                        ],
+                    )
+                if notifications:
+                    con.executemany(
+                        "INSERT OR IGNORE INTO alert_outbox VALUES "
+                        "(?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                        [
+                            (n.key, n.url, n.body, n.created_at, n.attempts, n.next_at)
+                            for n in notifications
+                        ],
+                    )
+                if states:
+                    self._write_states(states.values())
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _write_states(self, states: Iterable[RuleState]) -> None:
+        rows = []
+        names = []
+        for state in states:
+            names.append(state.rule)
+            rows.append((state.rule, None, None, None, None, None, _naive(state.last_issued_at)))
+            rows += [
+                (state.rule, sensor, a.state, a.held, a.cleared, _naive(a.since), None)
+                for sensor, a in state.alerts.items()
+            ]
+        self._con.executemany("DELETE FROM alert_state WHERE rule = ?", [(n,) for n in names])
+        self._con.executemany("INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def load_states(self) -> dict[str, RuleState]:
+        """Each rule's stored state (``for``/``resolve_after`` left at defaults: the engine
+        takes them from the rules it runs)."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT rule, sensor_id, state, held, cleared, since, last_issued_at "
+                "FROM alert_state ORDER BY rule, sensor_id NULLS FIRST"
+            ).fetchall()
+        alerts: dict[str, dict[str, SensorAlert]] = {}
+        last: dict[str, datetime | None] = {}
+        for rule, sensor, state, held, cleared, since, last_issued in rows:
+            alerts.setdefault(rule, {})
+            if sensor is None:
+                last[rule] = _aware(last_issued)
+            else:
+                alerts[rule][sensor] = SensorAlert(state, held, cleared, _aware(since))
+        return {
+            rule: RuleState(rule, alerts=found, last_issued_at=last.get(rule))
+            for rule, found in alerts.items()
+        }
+
+    def transitions(self, to_state: str | None = None, limit: int = 1000) -> list[Transition]:
+        """Newest first (by issue time, then by recording order).
+
+        Parameters
+        ----------
+        to_state
+            Only transitions into this state.
+        limit
+            At most this many.
+        """
+        where = "WHERE to_state = ?" if to_state else ""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT rule, sensor_id, from_state, to_state, issued_at, value "
+                f"FROM alert_transitions {where} ORDER BY issued_at DESC, rowid DESC LIMIT ?",
+                [to_state, limit] if to_state else [limit],
+            ).fetchall()
+        return [Transition(r, s, f, t, _aware(at), v) for r, s, f, t, at, v in rows]
+
+    def due(self, now: float, limit: int = 100) -> list[Notification]:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        now
+            Unix seconds.
+        limit
+            At most this many.
+        """
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT key, url, body, created_at, attempts, next_at FROM alert_outbox "
+                "WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at <= ? "
+                "ORDER BY next_at, created_at LIMIT ?",
+                [now, limit],
+            ).fetchall()
+        return [Notification(k, u, bytes(b), c, a, n) for k, u, b, c, a, n in rows]
+
+    def next_due(self) -> float | None:
+        """See :class:`AlertStore`."""
+        with self._lock:
+            row = self._con.execute(
+                "SELECT min(next_at) FROM alert_outbox "
+                "WHERE delivered_at IS NULL AND failed_at IS NULL"
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def mark_delivered(self, key: str, url: str, attempts: int, at: float) -> None:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        key
+            Idempotency key.
+        url
+            The URL.
+        attempts
+            Tries made, the successful one included.
+        at
+            Unix seconds.
+        """
+        with self._lock:
+            self._con.execute(
+                "UPDATE alert_outbox SET delivered_at = ?, attempts = ? WHERE key = ? AND url = ?",
+                [at, attempts, key, url],
+            )
+
+    def reschedule(self, key: str, url: str, attempts: int, next_at: float, error: str) -> None:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        key
+            Idempotency key.
+        url
+            The URL.
+        attempts
+            Tries made.
+        next_at
+            Unix seconds of the next try.
+        error
+            What went wrong.
+        """
+        with self._lock:
+            self._con.execute(
+                "UPDATE alert_outbox SET attempts = ?, next_at = ?, last_error = ? "
+                "WHERE key = ? AND url = ?",
+                [attempts, next_at, error, key, url],
+            )
+
+    def give_up(self, key: str, url: str, attempts: int, at: float, error: str) -> None:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        key
+            Idempotency key.
+        url
+            The URL.
+        attempts
+            Tries made.
+        at
+            Unix seconds.
+        error
+            What went wrong last.
+        """
+        with self._lock:
+            self._con.execute(
+                "UPDATE alert_outbox SET attempts = ?, failed_at = ?, last_error = ? "
+                "WHERE key = ? AND url = ?",
+                [attempts, at, error, key, url],
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        """``{"queued", "delivered", "failed"}``: how many notifications are in each state."""
+        with self._lock:
+            queued, delivered, failed = self._con.execute(
+                "SELECT count(*) FILTER (WHERE delivered_at IS NULL AND failed_at IS NULL), "
+                "count(delivered_at), count(failed_at) FROM alert_outbox"
+            ).fetchone()
+        return {"queued": queued, "delivered": delivered, "failed": failed}
