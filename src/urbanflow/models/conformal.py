@@ -299,6 +299,9 @@ class OnlineConformal:
             ``[h n]`` point forecasts of one sample.
         """
         scores = self.calibration.scores
+        if not self.levels:
+            empty = np.zeros((0, *forecast.shape))
+            return empty, empty
         low = np.stack([sorted_quantile(scores, a / 2) for a in self.miss])  # [K h]
         high = np.stack([sorted_quantile(scores, 1 - a / 2) for a in self.miss])
         lower = forecast[None] + low[..., None] * self.scale[None]
