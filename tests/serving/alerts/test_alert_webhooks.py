@@ -242,3 +242,28 @@ def test_a_slow_receiver_never_blocks_the_caller() -> None:
     assert [t.to_state for t in store.transitions()] == ["resolved", "firing"] * 2
     timed_out = [n for n in store.outbox.values() if n.attempts]
     assert timed_out and all(n.next_at > time.time() + 30 for n in timed_out)
+
+
+@pytest.mark.parametrize("kind", ["memory", "duckdb"])
+def test_one_sensor_s_notifications_arrive_in_issue_order(kind: str, tmp_path: Path) -> None:
+    receiver = Receiver(failures=1)
+    now = [1000.0]
+    if kind == "memory":
+        store: MemoryAlertStore | DuckDBAlertStore = MemoryAlertStore()
+    else:
+        store = DuckDBAlertStore(duckdb.connect(str(tmp_path / "store.duckdb")))
+    sender = WebhookSender(store, SECRET, base_delay=10, clock=lambda: now[0])
+    engine = AlertEngine([jam_rule(receiver.url)], IDS, store, clock=lambda: now[0])
+    try:
+        engine.on_issue(T0, below(0.9))
+        sender.deliver_due()  # the firing fails: next try at 1010
+        engine.on_issue(T0 + timedelta(minutes=5), below(0.1))  # resolved, due at once...
+        assert sender.deliver_due() == 0  # ...but waits behind the firing
+        assert store.next_due() == 1010.0
+        now[0] = 1010.0
+        assert sender.deliver_due() == 1
+        assert sender.deliver_due() == 1
+    finally:
+        receiver.close()
+    states = [json.loads(body)["state"] for _, _, body, _ in receiver.requests]
+    assert states == ["firing", "firing", "resolved"]

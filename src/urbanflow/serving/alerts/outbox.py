@@ -13,8 +13,9 @@ implementations:
   - ``alert_state (rule, sensor_id, state, held, cleared, since, last_issued_at)``: each
     rule's lifecycle state after the latest issue (a row with ``sensor_id`` NULL carries a
     rule's ``last_issued_at``), so a restarted service continues where it stopped;
-  - ``alert_outbox (key, url, body, created_at, attempts, next_at, delivered_at, failed_at,
-    last_error)``: one row per notification and URL, unique by ``(key, url)``.
+  - ``alert_outbox (key, url, body, created_at, attempts, next_at, subject, issued,
+    delivered_at, failed_at, last_error)``: one row per notification and URL, unique by
+    ``(key, url)``; ``subject`` is rule and sensor, ``issued`` the issue's Unix seconds.
 
 Times of issues are ``TIMESTAMP`` in UTC (like the readings); outbox times are Unix seconds
 of the server's clock. Each ``record`` is one transaction: transitions, the state after them
@@ -50,6 +51,11 @@ class Notification:
         Tries made so far.
     next_at
         Unix seconds of the next try.
+    subject
+        What it is about (rule and sensor): a URL gets one subject's notifications in the
+        order of their issues, each only once the one before it is delivered or given up.
+    issued
+        The issue time of its transition, Unix seconds (orders one subject's notifications).
     """
 
     key: str
@@ -58,6 +64,8 @@ class Notification:
     created_at: float
     attempts: int = 0
     next_at: float = 0.0
+    subject: str = ""
+    issued: float = 0.0
 
 
 class AlertStore(Protocol):
@@ -78,10 +86,12 @@ class AlertStore(Protocol):
         """The newest transitions first, optionally only those into ``to_state``."""
 
     def due(self, now: float, limit: int = 100) -> list[Notification]:
-        """Undelivered notifications whose next try is at or before ``now``, oldest first."""
+        """Undelivered notifications whose next try is at or before ``now``, oldest first;
+        only the earliest undelivered one of each URL and subject."""
 
     def next_due(self) -> float | None:
-        """The earliest next try of an undelivered notification, None when none is left."""
+        """The earliest next try of a notification ``due`` could give, None when none is
+        left."""
 
     def mark_delivered(self, key: str, url: str, attempts: int, at: float) -> None:
         """The receiver accepted it on try ``attempts``: never send it again."""
@@ -148,8 +158,14 @@ class MemoryAlertStore:
         return rows[:limit]
 
     def _open(self) -> list[Notification]:
+        """The first undelivered notification of each URL and subject."""
         done = self.delivered.keys() | self.failed.keys()
-        return [n for k, n in self.outbox.items() if k not in done]
+        heads: dict[tuple[str, str], Notification] = {}
+        for k, note in self.outbox.items():
+            head = heads.get((note.url, note.subject))
+            if k not in done and (head is None or note.issued < head.issued):
+                heads[(note.url, note.subject)] = note
+        return list(heads.values())
 
     def due(self, now: float, limit: int = 100) -> list[Notification]:
         """See :class:`AlertStore`.
@@ -163,7 +179,7 @@ class MemoryAlertStore:
         """
         with self._lock:
             ready = [n for n in self._open() if n.next_at <= now]
-        return sorted(ready, key=lambda n: (n.next_at, n.created_at))[:limit]
+        return sorted(ready, key=lambda n: (n.next_at, n.created_at, n.issued))[:limit]
 
     def next_due(self) -> float | None:
         """See :class:`AlertStore`."""
@@ -238,8 +254,14 @@ TABLES = (
     "state VARCHAR, held INTEGER, cleared INTEGER, since TIMESTAMP, last_issued_at TIMESTAMP)",
     "CREATE TABLE IF NOT EXISTS alert_outbox (key VARCHAR NOT NULL, url VARCHAR NOT NULL, "
     "body BLOB NOT NULL, created_at DOUBLE NOT NULL, attempts INTEGER NOT NULL, "
-    "next_at DOUBLE NOT NULL, delivered_at DOUBLE, failed_at DOUBLE, last_error VARCHAR, "
-    "PRIMARY KEY (key, url))",
+    "next_at DOUBLE NOT NULL, subject VARCHAR NOT NULL, issued DOUBLE NOT NULL, "
+    "delivered_at DOUBLE, failed_at DOUBLE, last_error VARCHAR, PRIMARY KEY (key, url))",
+)
+HEADS = (  # the first open notification of each URL and subject
+    "(SELECT * FROM alert_outbox o WHERE o.delivered_at IS NULL AND o.failed_at IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM alert_outbox p WHERE p.delivered_at IS NULL "
+    "AND p.failed_at IS NULL AND p.url = o.url AND p.subject = o.subject "
+    "AND p.issued < o.issued))"
 )
 
 
@@ -319,9 +341,18 @@ class DuckDBAlertStore:
                 if notifications:
                     con.executemany(
                         "INSERT OR IGNORE INTO alert_outbox VALUES "
-                        "(?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                        "(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
                         [
-                            (n.key, n.url, n.body, n.created_at, n.attempts, n.next_at)
+                            (
+                                n.key,
+                                n.url,
+                                n.body,
+                                n.created_at,
+                                n.attempts,
+                                n.next_at,
+                                n.subject,
+                                n.issued,
+                            )
                             for n in notifications
                         ],
                     )
@@ -397,20 +428,16 @@ class DuckDBAlertStore:
         """
         with self._lock:
             rows = self._con.execute(
-                "SELECT key, url, body, created_at, attempts, next_at FROM alert_outbox "
-                "WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at <= ? "
-                "ORDER BY next_at, created_at LIMIT ?",
+                "SELECT key, url, body, created_at, attempts, next_at, subject, issued "
+                f"FROM {HEADS} WHERE next_at <= ? ORDER BY next_at, created_at, issued LIMIT ?",
                 [now, limit],
             ).fetchall()
-        return [Notification(k, u, bytes(b), c, a, n) for k, u, b, c, a, n in rows]
+        return [Notification(k, u, bytes(b), *rest) for k, u, b, *rest in rows]
 
     def next_due(self) -> float | None:
         """See :class:`AlertStore`."""
         with self._lock:
-            row = self._con.execute(
-                "SELECT min(next_at) FROM alert_outbox "
-                "WHERE delivered_at IS NULL AND failed_at IS NULL"
-            ).fetchone()
+            row = self._con.execute(f"SELECT min(next_at) FROM {HEADS}").fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def mark_delivered(self, key: str, url: str, attempts: int, at: float) -> None:
