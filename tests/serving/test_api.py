@@ -16,6 +16,12 @@ from urbanflow.serving.schemas import MAX_ROWS, ForecastOut
 from urbanflow.serving.settings import ServeSettings
 
 LAST_HOUR = slice(2004, 2016)  # Los-loop's last 12 steps: one full input window
+NEXT_STEP = "2012-03-08T00:00:00-08:00"  # the step after Los-loop's last
+
+
+def wait_issued(client: TestClient) -> None:
+    """Wait until the service has issued the forecast of every complete step."""
+    assert client.app.state.service.wait_idle(60), "the issuing worker did not catch up"
 
 
 def row(sensor_id: str = "773869", timestamp: str = "2012-03-07T08:05:00-08:00", value=61.5):
@@ -31,6 +37,7 @@ def test_health_sensors_graph_and_model_describe_the_bundle(client, los_loop):
         "readings": 0,
         "latest_reading_at": None,
         "revision": 0,
+        "last_issued_at": None,
     }
     sensors = client.get("/v1/sensors").json()
     assert sensors["count"] == 207 == len(sensors["data"])
@@ -213,12 +220,24 @@ def test_a_sensor_with_less_than_half_its_window_is_listed_missing(client, los_l
     sensor = rows[0]["sensor_id"]
     kept = [r for r in rows if r["sensor_id"] != sensor]
     own = [r for r in rows if r["sensor_id"] == sensor]
+    assert len(own) == 12  # present at every step of the hour
     client.post("/v1/readings", json=kept + own[:5])  # 5 of 12: less than half
+    wait_issued(client)
     answer = client.get("/v1/forecasts", params={"horizon": 1}).json()
-    assert sensor in answer["missing"]
+    assert answer["stored"] and sensor in answer["missing"]
     assert sensor not in {p["sensor_id"] for p in answer["data"]}
-    client.post("/v1/readings", json=own[5:6])  # 6 of 12: half
+    # A late reading never changes the stored forecast (issue 9) ...
+    client.post("/v1/readings", json=own[5:6])
+    wait_issued(client)
     answer = client.get("/v1/forecasts", params={"horizon": 1}).json()
+    assert answer["issued_at"] == "2012-03-07T23:55:00-08:00" and sensor in answer["missing"]
+    # ... it counts in the next one: 23:05 … 00:00 holds 5 of the 6 + the 00:00 reading: half.
+    last = [r for r in reading_rows(los_loop, slice(2015, 2016)) if r["value"] is not None]
+    answer = client.post("/v1/readings", json=[{**r, "timestamp": NEXT_STEP} for r in last])
+    assert answer.status_code == 200, answer.text
+    wait_issued(client)
+    answer = client.get("/v1/forecasts", params={"horizon": 1}).json()
+    assert answer["issued_at"] == NEXT_STEP and answer["stored"]
     assert sensor not in answer["missing"]
 
 
@@ -229,16 +248,23 @@ def test_no_qualifying_sensor_is_409_naming_the_window(client):
     assert "from 2012-03-07T07:10:00-08:00 to 2012-03-07T08:05:00-08:00" in answer.json()["detail"]
 
 
-def test_a_correction_in_the_window_refreshes_the_cached_forecast(client, los_loop):
+def test_a_correction_changes_later_forecasts_never_the_stored_one(client, los_loop):
     post_los_loop_readings(client, LAST_HOUR, los_loop)
+    wait_issued(client)
     params = {"horizon": 1, "sensor": "773869"}
-    before = client.get("/v1/forecasts", params=params).json()["data"][0]["value"]
-    assert client.get("/v1/forecasts", params=params).json()["data"][0]["value"] == before
-    client.post(
-        "/v1/readings", json=[row(timestamp="2012-03-07T23:55:00-08:00", value=5.0)]
-    )  # a jam at the newest step
-    after = client.get("/v1/forecasts", params=params).json()["data"][0]["value"]
-    assert after < before
+    before = client.get("/v1/forecasts", params=params).json()
+    assert before["stored"] and before["issued_at"] == "2012-03-07T23:55:00-08:00"
+    jam = [row(timestamp="2012-03-07T23:55:00-08:00", value=5.0)]  # a jam at the newest step
+    assert client.post("/v1/readings", json=jam).json()["updated"] == 1
+    wait_issued(client)
+    assert client.get("/v1/forecasts", params=params).json() == before
+    past = client.get("/v1/forecasts", params={**params, "issued_at": before["issued_at"]})
+    assert past.json() == before
+    # The next step's forecast sees the corrected reading (and a jam that goes on).
+    client.post("/v1/readings", json=[row(timestamp=NEXT_STEP, value=5.0)])
+    computed = client.get("/v1/forecasts", params=params).json()  # 1 of 207 sensors: not issued
+    assert computed["issued_at"] == NEXT_STEP and not computed["stored"]
+    assert computed["data"][0]["value"] < before["data"][0]["value"]
 
 
 def test_writes_need_the_bearer_token_when_one_is_set(los_loop_bundle, tmp_path):

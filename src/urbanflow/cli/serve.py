@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from urbanflow.cli.common import console
+from urbanflow.errors import ConfigError
 from urbanflow.serving.settings import TOKEN_VARIABLE, ServeSettings
 
 if TYPE_CHECKING:  # the service imports torch: only when a command serves
@@ -24,14 +26,43 @@ def register(app: typer.Typer) -> None:
         ] = Path("readings.duckdb"),
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+        issue_share: Annotated[
+            float,
+            typer.Option(
+                help="Share of the model's sensors whose readings complete a step and issue "
+                "its forecast (a reading for a later step also does)."
+            ),
+        ] = 0.8,
+        levels: Annotated[
+            str,
+            typer.Option(
+                help="Interval levels in percent of issued forecasts (when the bundle has a "
+                "calibration); 'none' for no intervals."
+            ),
+        ] = "80,95",
+        keep_forecasts: Annotated[
+            str,
+            typer.Option(
+                help="How long stored forecasts are kept, behind the newest issue: '7d', '12h'; "
+                "'forever' keeps them all."
+            ),
+        ] = "7d",
     ) -> None:
         """Serve readings, forecasts and the dashboard. Set URBANFLOW_TOKEN to guard writes."""
         import uvicorn
 
+        from urbanflow.models.conformal import parse_levels
         from urbanflow.serving.app import create_app
         from urbanflow.serving.service import open_service
 
-        settings = ServeSettings(model_dir, store, os.environ.get(TOKEN_VARIABLE) or None)
+        settings = ServeSettings(
+            model_dir,
+            store,
+            os.environ.get(TOKEN_VARIABLE) or None,
+            issue_share=issue_share,
+            levels=parse_levels(levels),
+            keep_forecasts=parse_keep(keep_forecasts),
+        )
         service = open_service(settings)  # here, so that a bad path fails in one line
         report_service(service, settings)
         if settings.token is None and host not in ("127.0.0.1", "localhost", "::1"):
@@ -40,6 +71,23 @@ def register(app: typer.Typer) -> None:
                 f"port {port} can post readings; set {TOKEN_VARIABLE}"
             )
         uvicorn.run(create_app(settings, service), host=host, port=port, log_level="info")
+
+
+def parse_keep(text: str) -> timedelta | None:
+    """``--keep-forecasts``: a positive duration such as ``7d`` or ``12h``; ``forever``: None."""
+    if text.strip().lower() == "forever":
+        return None
+    import pandas as pd
+
+    try:
+        keep = pd.Timedelta(text.strip())
+    except ValueError:
+        keep = None
+    if keep is None or pd.isna(keep) or keep <= pd.Timedelta(0):
+        raise ConfigError(
+            f"--keep-forecasts {text!r} is not a positive duration; give e.g. 7d, 36h or forever"
+        )
+    return keep.to_pytimedelta()
 
 
 def report_service(service: LiveService, settings: ServeSettings) -> None:

@@ -63,7 +63,7 @@ def create_app(settings: ServeSettings, service: LiveService | None = None) -> F
         try:
             yield
         finally:
-            app.state.service.store.close()
+            app.state.service.close()
 
     app = FastAPI(
         title="urbanflow",

@@ -18,6 +18,7 @@ from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
 from urbanflow.data.timegrid import parse_frequency
 from urbanflow.errors import DataError, NotReadyError
 from urbanflow.graph.graph import SensorGraph
+from urbanflow.models.conformal import Calibration
 from urbanflow.models.neural import NeuralForecaster
 from urbanflow.serving.store import ReadingStore
 
@@ -33,6 +34,7 @@ class LiveModel:
     sensors: Sensors
     graph: SensorGraph
     metadata: DatasetMetadata
+    weights_sha256: str = ""
 
     @classmethod
     def load(cls, model_dir: Path) -> LiveModel:
@@ -69,11 +71,22 @@ class LiveModel:
             sensors=sensors,
             graph=forecaster.spec_.require_graph(),
             metadata=metadata,
+            weights_sha256=digest,
         )
 
     @property
     def step(self) -> pd.Timedelta:
         return parse_frequency(self.metadata.frequency)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The bundle's conformal calibration; None for a bundle written without one."""
+        return getattr(self.forecaster, "calibration_", None)
+
+    @property
+    def data_fingerprint(self) -> str:
+        """The fingerprint of the data the model was trained on, from its card."""
+        return str(self.card.get("dataset", {}).get("fingerprint", ""))
 
     @property
     def input_len(self) -> int:
@@ -120,25 +133,52 @@ def forecast_latest(model: LiveModel, store: ReadingStore) -> LiveForecast:
         raise NotReadyError(
             "no readings are stored yet; POST the latest readings to /v1/readings first"
         )
-    times = input_times(model, latest)
-    window = store.window(model.sensors.ids, times)  # [L n]
-    available = 2 * np.isfinite(window).sum(axis=0) >= model.input_len
-    local = times.tz_convert(model.metadata.timezone)
-    if not available.any():
+    forecast = forecast_steps(model, store, pd.DatetimeIndex([latest]))[0]
+    if forecast is None:
+        local = input_times(model, latest).tz_convert(model.metadata.timezone)
         raise NotReadyError(
             f"no sensor has half of its {model.input_len} readings from "
             f"{local[0].isoformat()} to {local[-1].isoformat()} (the newest reading's time); "
             f"POST those readings to /v1/readings"
         )
-    dataset = CityDataset(
-        readings=window[..., None],
-        timestamps=local,
-        sensors=model.sensors,
-        graph=model.graph,
-        metadata=model.metadata,
-    )
-    values = model.forecaster.predict(dataset, np.array([model.input_len]))[0]  # [h n]
-    return LiveForecast(issued_at=local[-1], values=values, available=available, latest=window[-1])
+    return forecast
+
+
+def forecast_steps(
+    model: LiveModel, store: ReadingStore, ends: pd.DatetimeIndex
+) -> list[LiveForecast | None]:
+    """Forecasts issued at each of the consecutive grid steps ``ends`` (UTC), from one read of
+    the store and one batch through the model; None where no sensor has half its window."""
+    L = model.input_len
+    times = pd.date_range(
+        end=ends[-1].tz_convert("UTC"), periods=len(ends) + L - 1, freq=model.step
+    ).as_unit("ns")
+    block = store.window(model.sensors.ids, times)  # [len(ends) + L - 1, n]
+    present = np.isfinite(block).astype(np.int64)
+    counts = np.cumsum(np.vstack([np.zeros((1, block.shape[1]), np.int64), present]), axis=0)
+    ends_at = np.arange(L - 1, len(times))  # row of each issue step
+    available = 2 * (counts[ends_at + 1] - counts[ends_at + 1 - L]) >= L  # [s n]
+    local = times.tz_convert(model.metadata.timezone)
+    out: list[LiveForecast | None] = [None] * len(ends)
+    wanted = np.flatnonzero(available.any(axis=1))
+    if wanted.size:
+        dataset = CityDataset(
+            readings=block[..., None],
+            timestamps=local,
+            sensors=model.sensors,
+            graph=model.graph,
+            metadata=model.metadata,
+        )
+        values = model.forecaster.predict(dataset, ends_at[wanted] + 1)  # [s h n]
+        for i, sample in enumerate(wanted):
+            row = ends_at[sample]
+            out[sample] = LiveForecast(
+                issued_at=local[row],
+                values=values[i],
+                available=available[sample],
+                latest=block[row],
+            )
+    return out
 
 
 def _number(value: object) -> float:

@@ -73,6 +73,10 @@ class ModelRef(BaseModel):
 
 
 class ForecastPoint(BaseModel):
+    """One sensor and step; with intervals, also ``lower_80``, ``upper_80``, … per level."""
+
+    model_config = ConfigDict(extra="allow")
+
     sensor_id: str
     target_time: str
     horizon_steps: int
@@ -82,6 +86,11 @@ class ForecastPoint(BaseModel):
 class ForecastOut(BaseModel):
     issued_at: str = Field(description="time of the newest reading in the input window")
     model: ModelRef
+    stored: bool = Field(
+        description="true: the issued forecast, as stored; false: the newest step's forecast "
+        "computed on request because it has not been issued yet"
+    )
+    levels: list[float] = Field(description="interval levels in percent (empty: no intervals)")
     data: list[ForecastPoint]
     missing: list[str] = Field(description="sensors with less than half of their input window")
 
@@ -93,6 +102,11 @@ class AccuracyPoint(BaseModel):
         description="MAE of repeating the reading at the issue time, on the same readings"
     )
     count: int = Field(description="readings scored at this horizon")
+    coverage: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="share of the scored readings inside the interval, per level ('80': …); "
+        "null before any score",
+    )
 
 
 class AccuracyOut(BaseModel):
@@ -110,6 +124,9 @@ class HealthOut(BaseModel):
     latest_reading_at: str | None
     revision: int = Field(
         description="grows whenever a batch adds or corrects a reading (since the server started)"
+    )
+    last_issued_at: str | None = Field(
+        default=None, description="issue time of the newest stored forecast; null: none yet"
     )
 
 

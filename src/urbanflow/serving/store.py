@@ -12,12 +12,20 @@ index: the index took 80 % of the file (55 MB per million readings against 9 MB)
 each batch's time. Each batch looks up only the stored rows in its own time range, which
 DuckDB's per-row-group min/max of ``ts`` finds without scanning the rest when readings arrive
 roughly in time order. A schema-1 store (with the index) is migrated when opened.
+
+Schema 3 adds the issued forecasts: ``forecasts``, one row per issue (its time, provenance,
+input window, levels, which sensors got none) with a primary key on the issue time, and
+``forecast_values``, one row per sensor and horizon step (value, the reading at the issue time,
+and the interval bounds as lists in the order of the issue's levels). An issue is written in one
+transaction with the deletion of the issues older than the keep period, so a crash leaves it
+whole or absent; nothing updates a stored issue. A schema-2 store gets the two tables, empty.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -25,18 +33,30 @@ import numpy as np
 import pandas as pd
 
 from urbanflow.errors import StoreError
+from urbanflow.serving.issued import IssuedForecast
 from urbanflow.version import __version__
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _READINGS = (
     "CREATE TABLE {name} (sensor_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE NOT NULL)"
+)
+_FORECASTS = (
+    "CREATE TABLE forecasts (issued_at TIMESTAMP PRIMARY KEY, model VARCHAR NOT NULL, "
+    "model_version VARCHAR NOT NULL, data_fingerprint VARCHAR NOT NULL, "
+    "input_start TIMESTAMP NOT NULL, input_end TIMESTAMP NOT NULL, step_seconds DOUBLE NOT NULL, "
+    "horizon INTEGER NOT NULL, levels DOUBLE[] NOT NULL, sensors INTEGER NOT NULL, "
+    "missing VARCHAR[] NOT NULL, stored_at TIMESTAMP NOT NULL)",
+    "CREATE TABLE forecast_values (issued_at TIMESTAMP NOT NULL, sensor_id VARCHAR NOT NULL, "
+    "horizon_steps INTEGER NOT NULL, target_ts TIMESTAMP NOT NULL, value DOUBLE NOT NULL, "
+    "last_value DOUBLE, lower DOUBLE[] NOT NULL, upper DOUBLE[] NOT NULL)",
 )
 _SCHEMA = (
     "CREATE TABLE store_info (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
     "CREATE TABLE sensors (sensor_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, "
     "latitude DOUBLE, longitude DOUBLE)",
     _READINGS.format(name="readings"),
+    *_FORECASTS,
 )
 _MIGRATIONS = {  # from schema N to N + 1, in one transaction
     1: (  # drop the primary-key index on readings: copy, swap
@@ -45,6 +65,7 @@ _MIGRATIONS = {  # from schema N to N + 1, in one transaction
         "DROP TABLE readings",
         "ALTER TABLE readings_v2 RENAME TO readings",
     ),
+    2: _FORECASTS,  # issued forecasts
 }
 
 
@@ -256,6 +277,209 @@ class ReadingStore:
         keep = (column >= 0) & (row >= 0)
         values[row[keep], column[keep]] = rows["value"].to_numpy(dtype=np.float32)[keep]
         return values
+
+    def readings_at(self, time: pd.Timestamp) -> int:
+        """How many readings are stored for step ``time`` (UTC)."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT count(*) FROM readings WHERE ts = ?", [_naive_utc(time)]
+            ).fetchall()
+        return int(rows[0][0])
+
+    def earliest_time(self, since: pd.Timestamp) -> pd.Timestamp | None:
+        """The oldest reading's time (UTC) at or after ``since``; None when there is none."""
+        with self._lock:
+            value = self._connection.execute(
+                "SELECT min(ts) FROM readings WHERE ts >= ?", [_naive_utc(since)]
+            ).fetchall()[0][0]
+        return None if value is None else pd.Timestamp(value).tz_localize("UTC")
+
+    # --- issued forecasts ---------------------------------------------------------------------
+
+    def store_forecast(self, issued: IssuedForecast, keep: timedelta | None = None) -> pd.Timestamp:
+        """Store ``issued`` in one transaction, deleting the issues more than ``keep`` older than
+        it in the same transaction; returns the server's time of storing (UTC).
+
+        Raises a DuckDB constraint error, storing nothing, when a forecast was already stored
+        for its issue time: a stored forecast never changes.
+        """
+        columns = np.flatnonzero(issued.available)
+        horizon, count = issued.horizon, len(columns)
+        targets = issued.target_times().tz_localize(None)
+        levels = len(issued.levels)
+        latest = issued.latest[columns].astype(np.float64)
+        frame = pd.DataFrame(
+            {
+                "sensor_id": np.repeat(np.array(issued.sensor_ids, dtype=object)[columns], horizon),
+                "horizon_steps": np.tile(np.arange(1, horizon + 1, dtype=np.int32), count),
+                "target_ts": np.tile(targets.to_numpy(), count),
+                "value": issued.values[:, columns].T.reshape(-1).astype(np.float64),
+                "last_value": np.repeat(latest, horizon),
+            }
+        )
+        # [K h n] -> one list of K bounds per (sensor, step), sensors outermost like the frame
+        lower = issued.lower[:, :, columns].transpose(2, 1, 0).reshape(-1, levels)
+        upper = issued.upper[:, :, columns].transpose(2, 1, 0).reshape(-1, levels)
+        frame["lower"] = list(lower.astype(np.float64))
+        frame["upper"] = list(upper.astype(np.float64))
+        stored_at = pd.Timestamp.now(tz="UTC")
+        issued_at = _naive_utc(issued.issued_at)
+        header = [
+            issued_at,
+            issued.model,
+            issued.model_version,
+            issued.data_fingerprint,
+            _naive_utc(issued.input_start),
+            _naive_utc(issued.input_end),
+            issued.step.total_seconds(),
+            horizon,
+            list(issued.levels),
+            count,
+            [issued.sensor_ids[n] for n in np.flatnonzero(~issued.available)],
+            stored_at.tz_localize(None),
+        ]
+        with self._lock:
+            connection = self._connection
+            connection.register("incoming_forecast", frame)
+            try:
+                connection.execute("BEGIN TRANSACTION")
+                connection.execute(
+                    "INSERT INTO forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", header
+                )
+                connection.execute(
+                    "INSERT INTO forecast_values SELECT ?, sensor_id, horizon_steps, target_ts, "
+                    "value, CASE WHEN isnan(last_value) THEN NULL ELSE last_value END, "
+                    "lower, upper FROM incoming_forecast",
+                    [issued_at],
+                )
+                if keep is not None:
+                    cutoff = issued_at - pd.Timedelta(keep)
+                    connection.execute("DELETE FROM forecast_values WHERE issued_at < ?", [cutoff])
+                    connection.execute("DELETE FROM forecasts WHERE issued_at < ?", [cutoff])
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            finally:
+                connection.unregister("incoming_forecast")
+        return stored_at
+
+    def last_issued_time(self) -> pd.Timestamp | None:
+        """The newest stored forecast's issue time (UTC), or None when none is stored."""
+        with self._lock:
+            value = self._connection.execute("SELECT max(issued_at) FROM forecasts").fetchall()
+        return None if value[0][0] is None else pd.Timestamp(value[0][0]).tz_localize("UTC")
+
+    def issued_span(self) -> tuple[pd.Timestamp, pd.Timestamp, int] | None:
+        """The oldest and newest stored issue times (UTC) and how many are stored."""
+        with self._lock:
+            first, last, count = self._connection.execute(
+                "SELECT min(issued_at), max(issued_at), count(*) FROM forecasts"
+            ).fetchall()[0]
+        if not count:
+            return None
+        return (
+            pd.Timestamp(first).tz_localize("UTC"),
+            pd.Timestamp(last).tz_localize("UTC"),
+            int(count),
+        )
+
+    def issued_forecast(
+        self, sensor_ids: tuple[str, ...], issued_at: pd.Timestamp | None = None
+    ) -> IssuedForecast | None:
+        """The forecast stored for ``issued_at`` (None: the newest), on ``sensor_ids`` (a stored
+        sensor not among them is left out); None when there is none."""
+        where = "issued_at = (SELECT max(issued_at) FROM forecasts)"
+        parameters: list[object] = []
+        if issued_at is not None:
+            where, parameters = "issued_at = ?", [_naive_utc(issued_at)]
+        with self._lock:
+            header = self._connection.execute(
+                "SELECT issued_at, model, model_version, data_fingerprint, input_start, "
+                f"input_end, step_seconds, horizon, levels, stored_at FROM forecasts WHERE {where}",
+                parameters,
+            ).fetchall()
+            if not header:
+                return None
+            rows = self._connection.execute(
+                "SELECT sensor_id, horizon_steps, value, last_value, lower, upper "
+                "FROM forecast_values WHERE issued_at = ?",
+                [header[0][0]],
+            ).df()
+        (stamp, model, version, fingerprint, start, end, seconds, horizon, levels, stored_at) = (
+            header[0]
+        )
+        n, k = len(sensor_ids), len(levels)
+        values = np.full((horizon, n), np.nan)
+        latest = np.full(n, np.nan)
+        lower = np.full((k, horizon, n), np.nan)
+        upper = np.full((k, horizon, n), np.nan)
+        column = pd.Index(sensor_ids).get_indexer(rows["sensor_id"])
+        keep = column >= 0
+        column, rows = column[keep], rows[keep]
+        step = rows["horizon_steps"].to_numpy(dtype=np.int64) - 1
+        values[step, column] = rows["value"].to_numpy(dtype=np.float64)
+        latest[column] = rows["last_value"].to_numpy(dtype=np.float64, na_value=np.nan)
+        if k and len(rows):
+            lower[:, step, column] = np.stack(rows["lower"].to_list()).T
+            upper[:, step, column] = np.stack(rows["upper"].to_list()).T
+        available = np.zeros(n, dtype=bool)
+        available[column] = True
+        return IssuedForecast(
+            issued_at=pd.Timestamp(stamp).tz_localize("UTC"),
+            model=str(model),
+            model_version=str(version),
+            data_fingerprint=str(fingerprint),
+            input_start=pd.Timestamp(start).tz_localize("UTC"),
+            input_end=pd.Timestamp(end).tz_localize("UTC"),
+            step=pd.Timedelta(seconds=float(seconds)),
+            sensor_ids=tuple(sensor_ids),
+            levels=tuple(float(level) for level in levels),
+            values=values,
+            available=available,
+            latest=latest,
+            lower=lower,
+            upper=upper,
+            stored=True,
+            stored_at=pd.Timestamp(stored_at).tz_localize("UTC"),
+        )
+
+    def forecast_scores(
+        self, model_version: str, start: pd.Timestamp, end: pd.Timestamp
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Stored forecasts of ``model_version`` scored against the stored readings at their
+        target times in ``(start, end]``, on the sensors that had a reading at the issue time.
+
+        Returns ``horizon_steps, count, model_error, last_error`` (sums of absolute errors of
+        the forecast and of the reading at the issue time) and ``horizon_steps, level, count,
+        covered`` (targets inside the interval at that level).
+        """
+        scored = (
+            "WITH scored AS (SELECT f.horizon_steps, f.value, f.last_value, f.lower, f.upper, "
+            "h.levels, r.value AS y FROM forecast_values f "
+            "JOIN forecasts h ON h.issued_at = f.issued_at "
+            "JOIN readings r ON r.sensor_id = f.sensor_id AND r.ts = f.target_ts "
+            "WHERE h.model_version = ? AND f.target_ts > ? AND f.target_ts <= ? "
+            "AND r.ts > ? AND r.ts <= ? AND f.last_value IS NOT NULL) "
+        )
+        window = [_naive_utc(start), _naive_utc(end)]
+        parameters = [model_version, *window, *window]
+        with self._lock:
+            errors = self._connection.execute(
+                scored + "SELECT horizon_steps, count(*) AS count, "
+                "sum(abs(value - y)) AS model_error, sum(abs(last_value - y)) AS last_error "
+                "FROM scored GROUP BY horizon_steps ORDER BY horizon_steps",
+                parameters,
+            ).df()
+            coverage = self._connection.execute(
+                scored + "SELECT horizon_steps, level, count(*) AS count, "
+                "count(*) FILTER (WHERE y >= lo AND y <= hi) AS covered FROM ("
+                "SELECT horizon_steps, y, unnest(levels) AS level, unnest(lower) AS lo, "
+                "unnest(upper) AS hi FROM scored) GROUP BY horizon_steps, level "
+                "ORDER BY horizon_steps, level",
+                parameters,
+            ).df()
+        return errors, coverage
 
 
 def _naive_utc(stamp: pd.Timestamp) -> pd.Timestamp:

@@ -20,9 +20,9 @@ def get_accuracy(
         float, Query(gt=0, le=1440, description="how far back target times are scored")
     ] = 60,
 ) -> AccuracyOut:
-    """MAE per horizon step of the forecasts the service issued (on request) whose target
-    readings have arrived, beside the last-value forecast on the same readings."""
-    until, scores = service.accuracy(minutes)
+    """MAE per horizon step of the stored forecasts whose target readings have arrived, beside
+    the last-value forecast on the same readings, and the coverage of their intervals."""
+    until, scores, _ = service.accuracy(minutes)
     model = service.model
     return AccuracyOut(
         until=None if until is None else local_iso(until, model.metadata.timezone),
@@ -34,6 +34,7 @@ def get_accuracy(
                 mae=s.mae,
                 last_value_mae=s.last_value_mae,
                 count=s.count,
+                coverage=s.coverage,
             )
             for s in scores
         ],

@@ -1,4 +1,7 @@
-"""``GET /v1/forecasts``: forecasts from the newest input window, computed on demand.
+"""``GET /v1/forecasts``: the stored forecast of the newest step (or of ``issued_at``).
+
+Until the newest step's forecast is issued, the service computes it on request (``stored``
+false in the answer).
 
 Answers are built as JSON bytes once per forecast and query, off the event loop: rebuilding a
 cached all-sensor answer for every request cost ~20 ms of event-loop time (2,484 Pydantic
@@ -15,8 +18,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from urbanflow.errors import ConfigError, UnknownNameError
+from urbanflow.models.conformal import interval_columns
 from urbanflow.serving.deps import ServiceDep
-from urbanflow.serving.live import LiveForecast, LiveModel
+from urbanflow.serving.issued import IssuedForecast
+from urbanflow.serving.live import LiveModel
+from urbanflow.serving.routes.sensors import query_time
 from urbanflow.serving.routes.times import local_iso
 from urbanflow.serving.schemas import ErrorOut, ForecastOut
 
@@ -31,10 +37,10 @@ class ForecastAnswers:
     (``app.state.forecast_answers``). A new forecast starts afresh."""
 
     def __init__(self) -> None:
-        self._current: tuple[LiveForecast | None, dict[AnswerKey, bytes]] = (None, {})
+        self._current: tuple[IssuedForecast | None, dict[AnswerKey, bytes]] = (None, {})
 
     def answer(
-        self, model: LiveModel, forecast: LiveForecast, horizon: int | None, sensor: str | None
+        self, model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
     ) -> bytes:
         current = self._current  # read once: a concurrent request may replace it
         if current[0] is not forecast:
@@ -55,7 +61,7 @@ def get_answers(request: Request) -> ForecastAnswers:
     "",
     response_model=ForecastOut,
     responses={
-        404: {"model": ErrorOut, "description": "unknown sensor"},
+        404: {"model": ErrorOut, "description": "unknown sensor, or no forecast issued then"},
         409: {"model": ErrorOut, "description": "not enough readings stored to forecast"},
         422: {"model": ErrorOut, "description": "horizon out of range"},
     },
@@ -67,6 +73,10 @@ async def get_forecasts(
         int | None, Query(ge=1, description="steps ahead, 1-based (omitted: every step)")
     ] = None,
     sensor: Annotated[str | None, Query(description="one sensor id (omitted: all)")] = None,
+    issued_at: Annotated[
+        str | None,
+        Query(description="ISO 8601 issue time of a stored forecast (omitted: the newest step)"),
+    ] = None,
 ) -> Response:
     model = service.model
     if horizon is not None and horizon > model.horizon:
@@ -76,6 +86,12 @@ async def get_forecasts(
     ids = model.sensors.ids
     if sensor is not None and sensor not in ids:  # checked before any work
         raise UnknownNameError(f"unknown sensor {sensor!r}; GET /v1/sensors lists them")
+    if issued_at is not None:
+        when = query_time(issued_at, "issued_at", model.metadata.timezone)
+        body = await run_in_threadpool(
+            lambda: forecast_answer(model, service.issued(when), horizon, sensor)
+        )
+        return Response(content=body, media_type="application/json")
     body = await run_in_threadpool(
         lambda: answers.answer(model, service.forecast(), horizon, sensor)
     )
@@ -83,31 +99,43 @@ async def get_forecasts(
 
 
 def forecast_answer(
-    model: LiveModel, forecast: LiveForecast, horizon: int | None, sensor: str | None
+    model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
 ) -> bytes:
     """The ``GET /v1/forecasts`` body (``ForecastOut`` as JSON) for one step or all, one sensor
     or all."""
     ids = model.sensors.ids
     steps = range(1, model.horizon + 1) if horizon is None else [horizon]
     columns = range(len(ids)) if sensor is None else [ids.index(sensor)]
+    zone = model.metadata.timezone
     targets = local_iso(
-        pd.DatetimeIndex([forecast.issued_at + h * model.step for h in steps]),
-        model.metadata.timezone,
+        pd.DatetimeIndex([forecast.issued_at + h * forecast.step for h in steps]), zone
     )
     values = forecast.values.tolist()  # [h][n] Python floats
+    names = interval_columns(forecast.levels)  # lower_80, upper_80, …
+    bounds = [
+        bound.tolist()  # [h][n] per name
+        for k in range(len(forecast.levels))
+        for bound in (forecast.lower[k], forecast.upper[k])
+    ]
+
+    def point(n: int, k: int, h: int) -> dict[str, object]:
+        row: dict[str, object] = {
+            "sensor_id": ids[n],
+            "target_time": targets[k],
+            "horizon_steps": h,
+            "value": values[h - 1][n],
+        }
+        for name, bound in zip(names, bounds, strict=True):
+            row[name] = bound[h - 1][n]
+        return row
+
     answer = {
-        "issued_at": forecast.issued_at.isoformat(),
-        "model": {"name": model.name, "version": model.version},
+        "issued_at": local_iso(forecast.issued_at, zone),
+        "model": {"name": forecast.model, "version": forecast.model_version[:12]},
+        "stored": forecast.stored,
+        "levels": list(forecast.levels),
         "data": [
-            {
-                "sensor_id": ids[n],
-                "target_time": targets[k],
-                "horizon_steps": h,
-                "value": values[h - 1][n],
-            }
-            for n in columns
-            if forecast.available[n]
-            for k, h in enumerate(steps)
+            point(n, k, h) for n in columns if forecast.available[n] for k, h in enumerate(steps)
         ],
         "missing": [ids[n] for n in columns if not forecast.available[n]],
     }

@@ -14,6 +14,7 @@ router = APIRouter(tags=["service"])
 @router.get("/health", response_model=HealthOut)
 def health(model: ModelDep, store: StoreDep, service: ServiceDep) -> HealthOut:
     latest = store.latest_time()
+    issued = service.last_issued_at
     return HealthOut(
         status="ok",
         model=model.name,
@@ -21,4 +22,5 @@ def health(model: ModelDep, store: StoreDep, service: ServiceDep) -> HealthOut:
         readings=store.count(),
         latest_reading_at=None if latest is None else local_iso(latest, model.metadata.timezone),
         revision=service.revision,
+        last_issued_at=None if issued is None else local_iso(issued, model.metadata.timezone),
     )
