@@ -8,7 +8,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -80,9 +80,9 @@ def jam_rule(url: str, for_issues: int = 0) -> Rule:
     return Rule("jam", IDS, condition, for_issues=for_issues, webhooks=(url,))
 
 
-def below(a: float, b: float = 0.0) -> np.ndarray:
-    """``[h n]`` probabilities below the threshold: sensor a at ``a``, sensor b at ``b``."""
-    return np.array([[a, b], [a, b], [a, b]])
+def below(a: float, b: float = 0.0) -> Callable[[float], np.ndarray]:
+    """``threshold -> [h n]`` probabilities below it: sensor a at ``a``, sensor b at ``b``."""
+    return lambda threshold: np.array([[a, b], [a, b], [a, b]])
 
 
 def wait_for(condition: object, seconds: float = 10.0) -> None:

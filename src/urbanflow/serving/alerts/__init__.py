@@ -27,8 +27,10 @@ The library core; the service wires it in. What a caller does::
     engine.alerts(state="firing")                        # GET /v1/alerts?state=firing
     alert_store.transitions(to_state="resolved")         # the audit trail, newest first
 
-    # at shutdown: undelivered notifications stay in the outbox for the next start
+    # at shutdown, before closing the store's connection: undelivered notifications stay
+    # in the outbox for the next start
     sender.stop()
+    alert_store.close()
 
 ``on_issue`` evaluates every rule, steps each rule's lifecycle, and stores the transitions,
 the new state and the webhook notifications in one DuckDB transaction; it never waits for a

@@ -73,7 +73,7 @@ class AlertEngine:
     def on_issue(
         self,
         issued_at: datetime,
-        probability_below: np.ndarray | ProbabilityBelow | None = None,
+        probability_below: ProbabilityBelow | None = None,
         live_mae: np.ndarray | Sequence[float] | None = None,
         validation_mae: np.ndarray | Sequence[float] | None = None,
     ) -> list[Transition]:
@@ -93,14 +93,13 @@ class AlertEngine:
             ``[n]`` validation MAE per sensor pooled over the same steps.
         """
         when = utc(issued_at)
+        if probability_below is not None and not callable(probability_below):
+            raise TypeError("probability_below must be a callable: threshold -> [h n]")
         cache: dict[float, np.ndarray] = {}
 
         def below(threshold: float) -> np.ndarray:
-            if threshold not in cache:
-                source = probability_below
-                cache[threshold] = np.asarray(
-                    source(threshold) if callable(source) else source, dtype=np.float64
-                )
+            if threshold not in cache:  # rules that share a threshold share its probabilities
+                cache[threshold] = np.asarray(probability_below(threshold), dtype=np.float64)
             return cache[threshold]
 
         states = dict(self.states)

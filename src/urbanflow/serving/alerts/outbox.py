@@ -102,6 +102,9 @@ class AlertStore(Protocol):
     def give_up(self, key: str, url: str, attempts: int, at: float, error: str) -> None:
         """The last allowed try failed: keep the row, stop trying."""
 
+    def prune_outbox(self, before: float) -> int:
+        """Forget delivered and failed notifications queued before ``before``; how many."""
+
 
 class MemoryAlertStore:
     """An :class:`AlertStore` in the process's memory (thread-safe)."""
@@ -244,6 +247,23 @@ class MemoryAlertStore:
             note = self.outbox[(key, url)]
             self.outbox[(key, url)] = replace(note, attempts=attempts)
             self.failed[(key, url)] = error
+
+    def prune_outbox(self, before: float) -> int:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        before
+            Unix seconds.
+        """
+        with self._lock:
+            settled = self.delivered.keys() | self.failed.keys()
+            old = [k for k in settled if self.outbox[k].created_at < before]
+            for k in old:
+                del self.outbox[k]
+                self.delivered.pop(k, None)
+                self.failed.pop(k, None)
+        return len(old)
 
 
 TABLES = (
@@ -505,6 +525,22 @@ class DuckDBAlertStore:
                 "WHERE key = ? AND url = ?",
                 [attempts, at, error, key, url],
             )
+
+    def prune_outbox(self, before: float) -> int:
+        """See :class:`AlertStore`.
+
+        Parameters
+        ----------
+        before
+            Unix seconds.
+        """
+        with self._lock:
+            gone = self._con.execute(
+                "DELETE FROM alert_outbox WHERE created_at < ? "
+                "AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL) RETURNING key",
+                [before],
+            ).fetchall()
+        return len(gone)
 
     def outbox_counts(self) -> dict[str, int]:
         """``{"queued", "delivered", "failed"}``: how many notifications are in each state."""

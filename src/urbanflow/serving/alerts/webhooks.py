@@ -15,10 +15,10 @@ one request at a time, each with a bounded timeout (default 5 s). A 2xx answer d
 anything else (another status, a timeout, a refused connection) is retried after
 ``base_delay · 2^(tries-1)`` seconds (default 10 s, at most ``max_delay``, 600 s), up to
 ``max_tries`` tries (default 8: the last try about 21 minutes after the first). After the last
-failed try the row stays in the outbox, marked failed, and is not tried again. One URL gets one
-rule and sensor's notifications in issue order: a ``resolved`` waits until the ``firing``
-before it is delivered or given up. The caller
-only writes to the outbox and wakes the thread, so a slow or failing receiver never blocks it.
+failed try the row stays in the outbox, marked failed, and is not tried again. One URL gets
+one rule and sensor's notifications in issue order: a ``resolved`` waits until the ``firing``
+before it is delivered or given up. The caller only writes to the outbox and wakes the
+thread, so a slow or failing receiver never blocks it.
 """
 
 from __future__ import annotations
