@@ -3,6 +3,7 @@ state that survives a restart, and pruning of settled notifications."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -118,6 +119,9 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     assert {(t.rule, t.from_state, t.to_state) for t in made} == {
         ("very-slow", "pending", "firing")  # the pending count continued across the restart
     }
+    fewer = [replace(RULES[1], sensor_ids=("a",)), *RULES[::2]]
+    kept = AlertEngine(fewer, SCOPE.ids, again.store).alerts()
+    assert {a["sensor_id"] for a in kept if a["rule"] == "very-slow"} == {"a"}  # b, c forgotten
     connection.close()
 
 

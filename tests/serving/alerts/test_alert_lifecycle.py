@@ -102,6 +102,12 @@ def test_resolve_after_needs_consecutive_clear_issues() -> None:
     assert records[1].issued_at == at(9)  # clears at 7, 8, 9 after the hold at 6 reset the count
 
 
+def test_resolved_alert_can_fire_again_at_once_when_for_is_zero() -> None:
+    _state, records = run(RuleState("r"), "1011")
+    assert path(records) == ["inactive>firing", "firing>resolved", "resolved>firing"]
+    assert records[2].notifies
+
+
 def test_resolved_alert_can_go_pending_again() -> None:
     _state, records = run(RuleState("r", for_issues=1), "110111")
     assert path(records) == [

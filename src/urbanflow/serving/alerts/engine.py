@@ -30,8 +30,10 @@ class AlertEngine:
     """Evaluates every rule at each issue, steps its lifecycle, records and notifies.
 
     State is restored from ``store`` when it holds any (a restarted service continues its
-    pending and firing alerts); an issue not later than a rule's last one is skipped for that
-    rule, so re-issuing the same forecast after a restart changes nothing.
+    pending and firing alerts, by rule name; ``for`` and ``resolve_after`` come from the rules
+    given, and alerts of sensors a rule no longer watches are forgotten without a
+    notification); an issue not later than a rule's last one is skipped for that rule, so
+    re-issuing the same forecast after a restart changes nothing.
 
     Parameters
     ----------
@@ -61,14 +63,17 @@ class AlertEngine:
         self.sender = sender
         self.clock = clock
         stored = self.store.load_states()
-        self.states = {
-            rule.name: replace(
-                stored.get(rule.name, RuleState(rule.name)),
+        self.states = {}
+        for rule in self.rules:
+            state = stored.get(rule.name, RuleState(rule.name))
+            watched = set(rule.sensor_ids)  # a rule edited to fewer sensors forgets the others
+            alerts = {s: a for s, a in state.alerts.items() if s in watched}
+            self.states[rule.name] = replace(
+                state,
                 for_issues=rule.for_issues,
                 resolve_after=rule.resolve_after,
+                alerts=alerts,
             )
-            for rule in self.rules
-        }
 
     def on_issue(
         self,
