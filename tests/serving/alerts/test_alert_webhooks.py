@@ -17,8 +17,9 @@ import duckdb
 import numpy as np
 import pytest
 
+from urbanflow.serving.alerts.duckdb_store import DuckDBAlertStore
 from urbanflow.serving.alerts.engine import AlertEngine
-from urbanflow.serving.alerts.outbox import DuckDBAlertStore, MemoryAlertStore
+from urbanflow.serving.alerts.outbox import MemoryAlertStore
 from urbanflow.serving.alerts.rules import Rule, ThresholdCondition
 from urbanflow.serving.alerts.webhooks import (
     SIGNATURE_HEADER,

@@ -40,19 +40,16 @@ be called off the request path (issuing never delays the POST that completed a s
 
 Modules: :mod:`.rules` (TOML file, validation), :mod:`.conditions` (a condition on plain
 arrays), :mod:`.lifecycle` (pure state machine, audit records), :mod:`.outbox` (storage
-protocol; memory and DuckDB stores), :mod:`.webhooks` (body, signature, sender),
-:mod:`.engine` (all of it per issue). ``docs/serving.md`` ("Alerts") is the user's guide.
+protocol, memory store), :mod:`.duckdb_store` (DuckDB store), :mod:`.webhooks` (body,
+signature, sender), :mod:`.engine` (all of it per issue). ``docs/serving.md`` ("Alerts") is
+the user's guide.
 """
 
 from urbanflow.serving.alerts.conditions import Evaluation, evaluate_drift, evaluate_threshold
+from urbanflow.serving.alerts.duckdb_store import DuckDBAlertStore
 from urbanflow.serving.alerts.engine import AlertEngine
 from urbanflow.serving.alerts.lifecycle import RuleState, SensorAlert, Transition, step
-from urbanflow.serving.alerts.outbox import (
-    AlertStore,
-    DuckDBAlertStore,
-    MemoryAlertStore,
-    Notification,
-)
+from urbanflow.serving.alerts.outbox import AlertStore, MemoryAlertStore, Notification
 from urbanflow.serving.alerts.rules import (
     DriftCondition,
     Rule,
