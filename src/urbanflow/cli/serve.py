@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -73,21 +74,24 @@ def register(app: typer.Typer) -> None:
         uvicorn.run(create_app(settings, service), host=host, port=port, log_level="info")
 
 
-def parse_keep(text: str) -> timedelta | None:
-    """``--keep-forecasts``: a positive duration such as ``7d`` or ``12h``; ``forever``: None."""
-    if text.strip().lower() == "forever":
-        return None
-    import pandas as pd
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "min": "minutes", "s": "seconds"}
 
-    try:
-        keep = pd.Timedelta(text.strip())
-    except ValueError:
-        keep = None
-    if keep is None or pd.isna(keep) or keep <= pd.Timedelta(0):
+
+def parse_keep(text: str) -> timedelta | None:
+    """``--keep-forecasts``: a positive duration such as ``7d``, ``36h``, ``90min``, ``2w``;
+    ``forever``: None (keep all)."""
+    cleaned = text.strip().lower()
+    if cleaned == "forever":
+        return None
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]+)", cleaned)
+    unit = _UNITS.get(found.group(2)) if found else None
+    keep = timedelta(**{unit: float(found.group(1))}) if found and unit else None
+    if keep is None or keep <= timedelta(0):
         raise ConfigError(
-            f"--keep-forecasts {text!r} is not a positive duration; give e.g. 7d, 36h or forever"
+            f"--keep-forecasts {text!r} is not a positive duration; give e.g. 7d, 36h, 90min "
+            "or forever"
         )
-    return keep.to_pytimedelta()
+    return keep
 
 
 def report_service(service: LiveService, settings: ServeSettings) -> None:

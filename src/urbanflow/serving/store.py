@@ -318,8 +318,8 @@ class ReadingStore:
             }
         )
         # [K h n] -> one list of K bounds per (sensor, step), sensors outermost like the frame
-        lower = issued.lower[:, :, columns].transpose(2, 1, 0).reshape(-1, levels)
-        upper = issued.upper[:, :, columns].transpose(2, 1, 0).reshape(-1, levels)
+        lower = issued.lower[:, :, columns].transpose(2, 1, 0).reshape(count * horizon, levels)
+        upper = issued.upper[:, :, columns].transpose(2, 1, 0).reshape(count * horizon, levels)
         frame["lower"] = list(lower.astype(np.float64))
         frame["upper"] = list(upper.astype(np.float64))
         stored_at = pd.Timestamp.now(tz="UTC")
