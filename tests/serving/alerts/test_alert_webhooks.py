@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +30,7 @@ from urbanflow.serving.alerts.webhooks import (
     idempotency_key,
     notification_body,
     retry_delay,
+    signature,
 )
 
 SECRET = "s3cret"
@@ -268,3 +272,41 @@ def test_one_sensor_s_notifications_arrive_in_issue_order(kind: str, tmp_path: P
         receiver.close()
     states = [json.loads(body)["state"] for _, _, body, _ in receiver.requests]
     assert states == ["firing", "firing", "resolved"]
+
+
+CHILD = """
+import sys, time
+from datetime import datetime, timezone
+import duckdb, numpy as np
+from urbanflow.serving.alerts import AlertEngine, DuckDBAlertStore, Rule, ThresholdCondition
+from urbanflow.serving.alerts import WebhookSender
+store = DuckDBAlertStore(duckdb.connect(sys.argv[1]))
+sender = WebhookSender(store, "s3cret", base_delay=3600).start()
+rule = Rule("jam", ("a",), ThresholdCondition("below", 40.0, 5.0, 0.5, 1), webhooks=(sys.argv[2],))
+engine = AlertEngine([rule], ["a"], store, sender)
+engine.on_issue(datetime(2012, 3, 7, 16, tzinfo=timezone.utc), lambda t: np.ones((1, 1)))
+time.sleep(60)
+"""
+
+
+def test_notifications_survive_kill_9(tmp_path: Path) -> None:
+    receiver = Receiver(failures=1)
+    path = tmp_path / "store.duckdb"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), receiver.url])
+    try:
+        wait_for(lambda: receiver.requests, seconds=30)  # its one try failed: next in an hour
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        connection = duckdb.connect(str(path))
+        store = DuckDBAlertStore(connection)
+        assert store.outbox_counts() == {"queued": 1, "delivered": 0, "failed": 0}
+        sender = WebhookSender(store, SECRET, clock=lambda: time.time() + 7200)
+        assert sender.deliver_due() == 1
+        assert [t.to_state for t in store.transitions()] == ["firing"]
+        connection.close()
+    finally:
+        child.kill()
+        receiver.close()
+    (_, _, first, _), (_, headers, second, status) = receiver.requests
+    assert first == second and status == 200
+    assert headers[SIGNATURE_HEADER] == signature(second, SECRET)
