@@ -22,7 +22,7 @@ import pytest
 
 from urbanflow.serving.alerts.duckdb_store import DuckDBAlertStore
 from urbanflow.serving.alerts.engine import AlertEngine
-from urbanflow.serving.alerts.outbox import MemoryAlertStore
+from urbanflow.serving.alerts.outbox import MemoryAlertStore, Notification
 from urbanflow.serving.alerts.rules import Rule, ThresholdCondition
 from urbanflow.serving.alerts.webhooks import (
     SIGNATURE_HEADER,
@@ -310,3 +310,12 @@ def test_notifications_survive_kill_9(tmp_path: Path) -> None:
     (_, _, first, _), (_, headers, second, status) = receiver.requests
     assert first == second and status == 200
     assert headers[SIGNATURE_HEADER] == signature(second, SECRET)
+
+
+def test_a_url_that_cannot_be_sent_to_is_a_failed_try() -> None:
+    store = MemoryAlertStore()
+    store.record([], [Notification("k", "http://\x00/x", b"{}", created_at=0.0)])
+    sender = WebhookSender(store, SECRET, base_delay=5, clock=lambda: 100.0)
+    assert sender.deliver_due() == 0
+    (note,) = store.outbox.values()
+    assert note.attempts == 1 and note.next_at == 105.0

@@ -246,7 +246,7 @@ class WebhookSender:
         """
         try:
             answer = self.client.post(note.url, content=note.body, headers=self.headers(note))
-        except httpx.HTTPError as error:
+        except Exception as error:  # any failure to send (httpx.InvalidURL too) is a failed try
             return f"{type(error).__name__}: {error}"[:500]
         if 200 <= answer.status_code < 300:
             return None
