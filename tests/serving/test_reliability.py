@@ -2,8 +2,10 @@
 
 A ``2xx`` answer to ``POST /v1/readings`` promises the batch is committed to disk, whole. These
 tests hold the service to that across a clean restart and a SIGKILL in the middle of ingest,
-and check that a store file written by an earlier run (``tests/fixtures/store-v1``) still opens,
-while files that are not stores of this version are refused without being touched.
+and check that store files written by earlier runs (``tests/fixtures/store-v1`` and
+``store-v2``) still open and migrate, while files that are not stores of this version are
+refused without being touched. Issued forecasts (issue 9) are held to the same rule: after a
+kill, every stored forecast is whole (all its sensors, steps and levels) or absent.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from urbanflow.serving.app import create_app
 from urbanflow.serving.settings import ServeSettings
 from urbanflow.serving.store import SCHEMA_VERSION, ReadingStore
 
-STORE_V1 = Path(__file__).resolve().parent.parent / "fixtures" / "store-v1"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+STORE_V1 = FIXTURES / "store-v1"
+OLDER_STORES = ("store-v1", "store-v2")  # schema 1 and 2, written by earlier versions
 
 
 def csv_body(rows: list[dict[str, object]]) -> str:
@@ -292,13 +296,46 @@ def test_sigkill_mid_ingest_keeps_acknowledged_batches_whole(
             assert_same(stored, los_loop.readings[steps, :, 0], f"batch {batch} {about}")
             whole.append(batch)
         assert store.count() == len(whole) * STEPS_PER_BATCH * n, f"stray readings {about}"
-    print(f"{about}: in flight {kill_report}, acknowledged {acked}, whole {whole}, absent {absent}")
+    issues = assert_forecasts_whole(store_path, n, about)
+    print(
+        f"{about}: in flight {kill_report}, acknowledged {acked}, whole {whole}, absent {absent}, "
+        f"{issues} forecasts stored whole"
+    )
     lost = sorted(set(acked) - set(whole))
     assert not lost, f"acknowledged batches {lost} lost by the kill {about}"
 
-    # The service starts again on the killed store and serves what it holds.
+    # The service starts again on the killed store, serves what it holds and goes on issuing
+    # from the step after the last stored forecast (never one step twice: a primary key).
     with TestClient(create_app(ServeSettings(los_loop_bundle, store_path))) as client:
         assert client.get("/health").json()["readings"] == len(whole) * STEPS_PER_BATCH * n
+        assert client.app.state.service.wait_idle(300)
+        if whole:
+            newest = los_loop.timestamps[(max(whole) + 1) * STEPS_PER_BATCH - 1]
+            assert client.get("/health").json()["last_issued_at"] == newest.isoformat()
+    assert assert_forecasts_whole(store_path, n, about) >= issues
+
+
+def assert_forecasts_whole(path: Path, sensors: int, about: str) -> int:
+    """Every stored forecast has a row per forecast sensor and step, each with every level's
+    bounds, and its sensors and missing ones add up to all; returns how many are stored."""
+    with duckdb.connect(str(path), read_only=True) as c:
+        issues = c.execute(
+            "SELECT h.issued_at, h.horizon, h.sensors, len(h.missing), len(h.levels), "
+            "count(v.issued_at), count(*) FILTER (WHERE len(v.lower) = len(h.levels) "
+            "AND len(v.upper) = len(h.levels)) FROM forecasts h "
+            "LEFT JOIN forecast_values v USING (issued_at) GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        orphans = c.execute(
+            "SELECT count(*) FROM forecast_values ANTI JOIN forecasts USING (issued_at)"
+        ).fetchall()[0][0]
+    assert orphans == 0, f"{orphans} forecast rows without their issue {about}"
+    for issued_at, horizon, count, missing, levels, rows, bounded in issues:
+        assert count + missing == sensors, f"forecast {issued_at}: sensors do not add up {about}"
+        assert rows == bounded == count * horizon, (
+            f"forecast {issued_at} is half stored ({rows} rows of {count * horizon}, "
+            f"{bounded} with {levels} levels) {about}"
+        )
+    return len(issues)
 
 
 # --- 3. Store files: an older run's store opens, other files are refused untouched ------------
@@ -313,29 +350,46 @@ def store_v1(tmp_path: Path) -> Path:
     return target
 
 
-def store_v1_readings() -> pd.DataFrame:
-    frame = pd.read_csv(STORE_V1 / "readings.csv", dtype={"sensor_id": str})
+@pytest.fixture(params=OLDER_STORES)
+def older_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """A copy of a store an earlier urbanflow wrote (schema 1 or 2), and the readings it holds
+    (the fixture folder stays untouched)."""
+    folder = FIXTURES / request.param
+    target = tmp_path / "store.duckdb"
+    with gzip.open(folder / "store.duckdb.gz", "rb") as packed:
+        target.write_bytes(packed.read())
+    return target, store_readings(folder)
+
+
+def store_readings(folder: Path = STORE_V1) -> pd.DataFrame:
+    frame = pd.read_csv(folder / "readings.csv", dtype={"sensor_id": str})
     frame["ts"] = pd.to_datetime(frame["timestamp"], utc=True)
     return frame
 
 
-def test_store_from_an_older_run_opens_with_its_readings(store_v1: Path) -> None:
-    expected = store_v1_readings()
-    with ReadingStore(store_v1) as store:
-        assert store.schema_version() == SCHEMA_VERSION  # migrated on opening
+def test_store_from_an_older_run_opens_with_its_readings(
+    older_store: tuple[Path, pd.DataFrame],
+) -> None:
+    path, expected = older_store
+    with duckdb.connect(str(path), read_only=True) as connection:
+        tables = {row[0] for row in connection.execute("SHOW TABLES").fetchall()}
+    assert "forecasts" not in tables  # written before forecasts were stored
+    with ReadingStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 3  # migrated on opening
         assert store.count() == len(expected)
         assert len(store.sensors()) == 207
+        assert store.issued_span() is None  # the forecast tables are there, empty
         for sensor, rows in expected.groupby("sensor_id"):
             stored = store.readings(str(sensor), None, None, 1000)
             assert list(stored["ts"]) == list(rows["ts"])
             assert list(stored["value"]) == list(rows["value"])
 
 
-def test_store_from_an_older_run_is_served_and_takes_new_readings(
-    los_loop_bundle: Path, los_loop: CityDataset, store_v1: Path
+def test_store_from_an_older_run_is_served_takes_new_readings_and_issues(
+    los_loop_bundle: Path, los_loop: CityDataset, older_store: tuple[Path, pd.DataFrame]
 ) -> None:
-    expected = store_v1_readings()
-    with TestClient(create_app(ServeSettings(los_loop_bundle, store_v1))) as client:
+    store_path, expected = older_store
+    with TestClient(create_app(ServeSettings(los_loop_bundle, store_path))) as client:
         health = client.get("/health").json()
         assert health["readings"] == len(expected)
         assert health["latest_reading_at"] == "2012-03-01T00:25:00-08:00"
@@ -352,9 +406,15 @@ def test_store_from_an_older_run_is_served_and_takes_new_readings(
         answer = client.post("/v1/readings", json=reading_rows(los_loop, slice(6, 8)))
         assert answer.status_code == 200, answer.text
         assert answer.json()["new"] == 2 * len(los_loop.sensors)
-    with ReadingStore(store_v1) as store:
+        assert client.app.state.service.wait_idle(60)
+        # 00:25 (4 sensors) and 00:30 are complete now, 00:35 has every sensor's reading
+        assert client.get("/health").json()["last_issued_at"] == "2012-03-01T00:35:00-08:00"
+        assert client.get("/v1/forecasts").json()["stored"]
+    with ReadingStore(store_path) as store:
         assert store.count() == len(expected) + 2 * len(los_loop.sensors)
         assert store.schema_version() == SCHEMA_VERSION
+        first, last, count = store.issued_span()
+        assert (first, last, count) == (los_loop.timestamps[5], los_loop.timestamps[7], 3)
 
 
 def table_contents(path: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -431,7 +491,8 @@ def test_a_newer_store_with_other_tables_is_refused_untouched(store_v1: Path) ->
     assert table_contents(store_v1) == before
 
 
-def test_store_v1_fixture_is_small() -> None:
-    """The fixture is committed: keep it compressed and small."""
-    assert (STORE_V1 / "store.duckdb.gz").stat().st_size < 100_000
-    assert not (STORE_V1 / "store.duckdb").exists()
+@pytest.mark.parametrize("name", OLDER_STORES)
+def test_older_store_fixtures_are_small(name: str) -> None:
+    """The fixtures are committed: keep them compressed and small."""
+    assert (FIXTURES / name / "store.duckdb.gz").stat().st_size < 100_000
+    assert not (FIXTURES / name / "store.duckdb").exists()

@@ -1,8 +1,10 @@
 """Replay a dataset into a running service as a live feed.
 
 Each step posts the readings of one time step to ``POST /v1/readings``, then asks
-``GET /v1/forecasts`` for the forecast issued at that step, as a dashboard would. The service
-scores each forecast when the readings it targeted arrive (``GET /v1/accuracy``).
+``GET /v1/forecasts`` for the forecast of that step, as a dashboard would. The service issues
+and stores a forecast for each complete step and scores it when the readings it targeted
+arrive (``GET /v1/accuracy``); the replay ends once the service has issued the last step (or
+after ``settle`` seconds), so that the scores cover the whole replay.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ def replay(
     pace: float,
     on_step: Callable[[ReplayStep], None] | None = None,
     headers: dict[str, str] | None = None,
+    settle: float = 30.0,
 ) -> None:
-    """Post ``steps`` one by one, ``pace`` steps a second (0: as fast as possible)."""
+    """Post ``steps`` one by one, ``pace`` steps a second (0: as fast as possible), then wait
+    up to ``settle`` seconds for the service to issue the newest step."""
     interval = 1.0 / pace if pace > 0 else 0.0
     next_due = time.monotonic()
     for index in steps:
@@ -58,3 +62,17 @@ def replay(
             on_step(ReplayStep(index, str(rows[0]["timestamp"]), forecast.status_code))
         next_due += interval
         time.sleep(max(0.0, next_due - time.monotonic()))
+    wait_issued(client, settle)
+
+
+def wait_issued(client: httpx.Client, timeout: float) -> bool:
+    """Wait until ``GET /health`` shows a forecast issued at the newest reading's time; False
+    after ``timeout`` seconds (the newest step may also lack readings to be complete)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = client.get("/health").json()
+        if health.get("last_issued_at") == health.get("latest_reading_at"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
