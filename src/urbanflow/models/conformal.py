@@ -11,9 +11,11 @@ with few or tiny validation errors is not trusted blindly). A forecast's interva
 Online update, as each reading arrives (never before: a forecast issued at sample time ``t``
 uses only residuals whose target step is ``≤ t-1``):
 
-- the scale of each sensor and step follows its absolute residuals: an exponential moving
+- the scale of each sensor at step ``k`` follows the freshest evidence of its error regime:
+  the residuals of steps ``1 … k`` that arrive with each reading (forecasts issued at most
+  ``k`` steps ago), each relative to its step's calibrated scale, in an exponential moving
   average whose half-life is the forecast's own span (``h`` steps: one hour for 12 steps of 5
-  minutes), so errors as old as the horizon weigh half;
+  minutes);
 - adaptive conformal inference (Gibbs and Candès, 2021) moves each level's miscoverage
   ``α_t ← α_t + γ(α - miss_t)``, where ``miss_t`` is the share of the arrived readings that
   fell outside the interval issued for them.
@@ -328,8 +330,11 @@ class OnlineConformal:
     def observe(self, target_step: int, reading: np.ndarray) -> None:
         """Take in the readings ``[n]`` of step ``target_step`` (NaN where missing).
 
-        Every issued forecast targeting that step updates the scale of its step and the
-        miscoverage of each level; readings before the cutoff are calibration's, not news.
+        Every issued forecast targeting that step updates the miscoverage of each level at
+        its step. The scale of step ``k`` follows the freshest evidence of each sensor's
+        error regime: the residuals of steps ``1 … k`` arriving now (forecasts issued
+        ``k`` or fewer steps ago), each relative to its step's calibrated scale. Readings
+        before the cutoff are calibration's, not news.
 
         Parameters
         ----------
@@ -343,18 +348,23 @@ class OnlineConformal:
         present = ~np.isnan(reading)
         if not present.any():
             return
+        y = reading[present]
+        base = self.calibration.scale[:, present]  # [h p]
+        ratios = np.full(base.shape, np.nan)
         for k in range(self.calibration.horizon):
             issued = self.issued.get(target_step - k)
             if issued is None:
                 continue
             forecast, lower, upper = issued
-            y = reading[present]
             outside = (y < lower[:, k, present]) | (y > upper[:, k, present])  # [K p]
-            self.miss[:, k] += self.step_size * (self.target_miss - outside.mean(axis=1))
-            error = np.abs(y - forecast[k, present])
-            self.scale[k, present] = self.decay * self.scale[k, present] + (1 - self.decay) * (
-                error
-            )
+            if outside.size:
+                self.miss[:, k] += self.step_size * (self.target_miss - outside.mean(axis=1))
+            ratios[k] = np.abs(y - forecast[k, present]) / base[k]
+        seen = np.cumsum(~np.isnan(ratios), axis=0)  # [h p] residuals of steps 1 … k
+        regime = np.cumsum(np.nan_to_num(ratios), axis=0) / np.maximum(seen, 1)
+        update = seen > 0
+        blended = self.decay * self.scale[:, present] + (1 - self.decay) * base * regime
+        self.scale[:, present] = np.where(update, blended, self.scale[:, present])
 
 
 def replay_intervals(
