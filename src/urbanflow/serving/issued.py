@@ -8,7 +8,7 @@ receive it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,23 @@ class IssuedForecast:
     def horizon(self) -> int:
         """``h``, the steps forecast."""
         return int(self.values.shape[0])
+
+    def as_stored(self, stored_at: pd.Timestamp) -> IssuedForecast:
+        """This forecast as the store holds it (numbers in single precision), stored at
+        ``stored_at``: what reading it back gives."""
+
+        def single(array: np.ndarray) -> np.ndarray:
+            return array.astype(np.float32).astype(np.float64)
+
+        return replace(
+            self,
+            values=single(self.values),
+            latest=np.where(self.available, single(self.latest), np.nan),
+            lower=single(self.lower),
+            upper=single(self.upper),
+            stored=True,
+            stored_at=stored_at,
+        )
 
     def target_times(self) -> pd.DatetimeIndex:
         """``[h]`` the target times (UTC) of steps ``1 … h``."""

@@ -238,7 +238,7 @@ class LiveService:
     def _issue(self, forecast: LiveForecast) -> None:
         issued = self._issued(forecast, remember=True)
         stored_at = self.store.store_forecast(issued, self.keep_forecasts)
-        issued = replace(issued, stored=True, stored_at=stored_at)
+        issued = issued.as_stored(stored_at)  # as reading it back would give
         with self._lock:
             self._last_issued = issued.issued_at
             self._latest_issued = issued
