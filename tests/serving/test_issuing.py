@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.serving.conftest import reading_rows
 
+from urbanflow.cli import main
 from urbanflow.cli.serve import parse_keep
 from urbanflow.data.dataset import CityDataset
 from urbanflow.errors import ConfigError
@@ -23,6 +24,7 @@ from urbanflow.models.bundle import WEIGHTS, load_bundle
 from urbanflow.models.conformal import replay_intervals
 from urbanflow.serving.app import create_app
 from urbanflow.serving.issued import IssuedForecast
+from urbanflow.serving.routes.forecasts import forecast_answer
 from urbanflow.serving.settings import ServeSettings
 from urbanflow.serving.store import ReadingStore
 
@@ -222,3 +224,39 @@ def test_bad_issue_share_and_keep_are_refused_in_one_line(los_loop_bundle, tmp_p
     for bad in ("soon", "-1h", "0s", "7"):
         with pytest.raises(ConfigError, match="keep-forecasts"):
             parse_keep(bad)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--issue-share", "0"], "--issue-share 0.0 must be in (0, 1]"),
+        (["--keep-forecasts", "a week"], "--keep-forecasts 'a week' is not a positive duration"),
+        (["--levels", "80,150"], "between 0 and 100"),
+    ],
+)
+def test_serve_refuses_bad_issuing_options_in_one_line(
+    los_loop_bundle, tmp_path, capsys, option, message
+):
+    args = ["serve", "--model-dir", str(los_loop_bundle), "--store", str(tmp_path / "s.duckdb")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, *option])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err, err
+    assert not (tmp_path / "s.duckdb").exists()  # refused before the store is opened
+
+
+def test_a_forecast_with_fewer_steps_than_the_model_answers_its_own_steps(
+    los_loop_bundle, los_loop, tmp_path
+):
+    with app_client(los_loop_bundle, tmp_path / "s.duckdb") as client:
+        post(client, reading_rows(los_loop, HOUR))
+        caught_up(client)
+        service = client.app.state.service
+        stored = service.store.issued_forecast(los_loop.sensors.ids)
+    short = replace(
+        stored, values=stored.values[:6], lower=stored.lower[:, :6], upper=stored.upper[:, :6]
+    )
+    answer = json.loads(forecast_answer(service.model, short, None, "773869"))
+    assert [p["horizon_steps"] for p in answer["data"]] == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ConfigError, match="beyond the 6 steps"):
+        forecast_answer(service.model, short, 7, None)

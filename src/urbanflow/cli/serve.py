@@ -101,5 +101,12 @@ def report_service(service: LiveService, settings: ServeSettings) -> None:
         f"Model [bold]{model.name}[/] (version {model.version}) for {len(model.sensors)} "
         f"sensors of {model.metadata.name}; store {settings.store_path} holds {stored:,} readings."
     )
+    issued = service.store.issued_span()
+    if issued is not None:
+        zone = model.metadata.timezone
+        console.print(
+            f"It holds {issued[2]:,} issued forecasts, the newest issued at "
+            f"{issued[1].tz_convert(zone).isoformat()}; issuing goes on from there."
+        )
     guard = "need a bearer token" if settings.token else f"are open (set {TOKEN_VARIABLE})"
     console.print(f"Writes {guard}. Dashboard at /, API docs at /docs.")

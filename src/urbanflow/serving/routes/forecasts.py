@@ -104,7 +104,12 @@ def forecast_answer(
     """The ``GET /v1/forecasts`` body (``ForecastOut`` as JSON) for one step or all, one sensor
     or all."""
     ids = model.sensors.ids
-    steps = range(1, model.horizon + 1) if horizon is None else [horizon]
+    if horizon is not None and horizon > forecast.horizon:  # issued by a model with fewer steps
+        raise ConfigError(
+            f"horizon {horizon} is beyond the {forecast.horizon} steps of the forecast issued "
+            f"at {local_iso(forecast.issued_at, model.metadata.timezone)}"
+        )
+    steps = range(1, forecast.horizon + 1) if horizon is None else [horizon]
     columns = range(len(ids)) if sensor is None else [ids.index(sensor)]
     zone = model.metadata.timezone
     targets = local_iso(
