@@ -7,6 +7,7 @@ arrive, and a click on a sensor charts its readings and forecast path, redrawn a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,6 +170,14 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
         readings_before = points(page, "readings")
         assert readings_before >= 12
         assert points(page, "forecast") >= 12
+        # Around the path, the bands of the widest interval (95 %) and the narrowest (80 %):
+        # closed, from the last reading out to each of the 12 steps and back.
+        for band, level in (("band.wide", "95"), ("band.narrow", "80")):
+            assert page.get_attribute(f"#sensor-chart path.{band}", "data-level") == level
+            assert points(page, band) >= 2 * 12
+            assert (page.get_attribute(f"#sensor-chart path.{band}", "d") or "").endswith("Z")
+        assert page.text_content(".chart-key .key-band") == "80 / 95 % interval"
+        assert "(95 %: " in (page.text_content("#panel-summary") or "")
 
         # A new reading: the open chart gains it without a reload.
         post_los_loop_readings(base_url, ONE_MORE, los_loop)
@@ -185,6 +194,9 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
             timeout=WAIT_MS,
         )
         assert "mph (last value" in page.text_content("#accuracy")
+        # Beside it, the live coverage of the widest interval at that horizon.
+        coverage = page.text_content("#coverage") or ""
+        assert re.fullmatch(r"95 % interval covered \d{1,3} %", coverage), coverage
         page.screenshot(path=str(tmp_path / "dashboard.png"))
         page.close()
         assert problems.unexpected() == []

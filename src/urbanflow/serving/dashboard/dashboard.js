@@ -2,7 +2,8 @@
 
 // Live operations dashboard: a map of the sensors coloured by their forecast at a
 // chosen horizon, and a chart of one sensor's recent readings with its forecast
-// path. Plain DOM and inline SVG; every request goes to the page's own server.
+// path and interval band; firing alerts are listed and ringed on the map.
+// Plain DOM and inline SVG; every request goes to the page's own server.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const POLL_MS = 2500; // how often /health is asked whether new readings arrived
@@ -29,10 +30,14 @@ const state = {
   timezone: "UTC",
   sensors: new Map(), // sensor_id -> sensor record
   circles: new Map(), // sensor_id -> <circle>
+  positions: new Map(), // sensor_id -> [x, y] in the map's viewBox
+  radius: 0, // of the sensors' circles
   latestReadingAt: null, // as /health last said
   seen: null, // what /health last said about the readings, to notice new ones
   forecast: null, // see indexForecasts
   accuracy: null, // GET /v1/accuracy over the last hour
+  alertsServed: false, // whether this server has GET /v1/alerts (from its OpenAPI paths)
+  alerts: [], // firing alerts, as GET /v1/alerts?state=firing lists them
   horizon: 1,
   selected: null,
   panelRequest: 0, // drops chart answers that a later click overtook
@@ -224,6 +229,8 @@ function drawMap(sensors, edges) {
   const located = sensors.length > 0 && sensors.every(hasCoordinates);
   const layout = located ? projectCoordinates(sensors) : gridLayout(sensors);
   const where = new Map(sensors.map((s, i) => [s.sensor_id, layout.positions[i]]));
+  state.positions = where;
+  state.radius = layout.radius;
   const map = $("map");
   map.setAttribute("viewBox", `0 0 ${layout.width.toFixed(1)} ${layout.height.toFixed(1)}`);
   drawEdges(edges, where);
@@ -249,7 +256,9 @@ function tooltip(id, value) {
   const name = state.sensors.get(id)?.name;
   const label = name ? `${id} · ${name}` : id;
   const shown = Number.isFinite(value) ? formatValue(value) : "no forecast";
-  return `${label}\n${shown} at +${horizonText(state.horizon)}`;
+  const rules = state.alerts.filter((a) => a.sensor_id === id).map((a) => a.rule);
+  const firing = rules.length ? `\nfiring: ${rules.join(", ")}` : "";
+  return `${label}\n${shown} at +${horizonText(state.horizon)}${firing}`;
 }
 
 function paintSensors() {
@@ -267,19 +276,37 @@ function paintSensors() {
 
 // --------------------------------------------------------------- forecasts
 
+// A level as it appears in the field names and coverage keys: 80 -> "80", 97.5 -> "97_5".
+function levelLabel(level) {
+  return String(level).replace(".", "_");
+}
+
 function indexForecasts(body) {
   const byHorizon = new Map(); // horizon step -> Map(sensor_id -> value)
-  const paths = new Map(); // sensor_id -> [{t, value}] in time order
+  const paths = new Map(); // sensor_id -> [{t, value, bounds: {label: [lower, upper]}}] in time order
+  const labels = (body.levels ?? []).map(levelLabel);
   for (const row of body.data) {
     if (!byHorizon.has(row.horizon_steps)) byHorizon.set(row.horizon_steps, new Map());
     byHorizon.get(row.horizon_steps).set(row.sensor_id, row.value);
     if (!Number.isFinite(row.value)) continue;
+    const bounds = {};
+    for (const label of labels) {
+      const [lower, upper] = [row[`lower_${label}`], row[`upper_${label}`]];
+      if (Number.isFinite(lower) && Number.isFinite(upper)) bounds[label] = [lower, upper];
+    }
     if (!paths.has(row.sensor_id)) paths.set(row.sensor_id, []);
-    paths.get(row.sensor_id).push({ t: Date.parse(row.target_time), value: row.value });
+    paths.get(row.sensor_id).push({ t: Date.parse(row.target_time), value: row.value, bounds });
   }
   for (const path of paths.values()) path.sort((a, b) => a.t - b.t);
   const missing = body.missing ?? [];
-  return { issuedAt: Date.parse(body.issued_at), model: body.model, byHorizon, paths, missing };
+  const levels = [...(body.levels ?? [])].sort((a, b) => b - a); // widest first
+  return { issuedAt: Date.parse(body.issued_at), model: body.model, byHorizon, paths, missing, levels };
+}
+
+// The bands the chart draws: the widest level and, when there are more, the narrowest.
+function bandLevels() {
+  const levels = state.forecast?.levels ?? [];
+  return levels.length > 1 ? [levels[0], levels.at(-1)] : levels;
 }
 
 function forecastSummary() {
@@ -324,6 +351,114 @@ function showAccuracy() {
       ? `MAE ${formatValue(row.mae)} (last value ${formatValue(row.last_value_mae)})`
       : "no forecast scored yet";
   $("accuracy").title = row ? `${row.count} readings scored at this horizon` : "";
+  showCoverage(row);
+}
+
+// The share of last hour's scored readings inside the widest interval, at the slider's horizon.
+function showCoverage(row) {
+  const coverage = row?.coverage ?? {};
+  const levels = Object.keys(coverage).map((key) => [Number(key.replace("_", ".")), key]);
+  const widest = levels.sort((a, b) => b[0] - a[0])[0];
+  const dd = $("coverage");
+  dd.title = "";
+  if (!widest) {
+    dd.textContent = row ? "no intervals" : "—";
+    return;
+  }
+  const [level, key] = widest;
+  const share = coverage[key];
+  dd.textContent = Number.isFinite(share)
+    ? `${level} % interval covered ${(share * 100).toFixed(0)} %`
+    : `${level} % interval: none scored yet`;
+  dd.title = levels
+    .filter(([, k]) => Number.isFinite(coverage[k]))
+    .map(([l, k]) => `${l} % interval: ${(coverage[k] * 100).toFixed(1)} % covered`)
+    .join("\n");
+}
+
+// ------------------------------------------------------------------ alerts
+
+// Whether this server serves alerts at all: asked once, from its OpenAPI paths, so that a
+// server without the route is never asked (a 404 would be a console error).
+async function findAlertsRoute() {
+  try {
+    const spec = await getJSON("/openapi.json");
+    state.alertsServed = Boolean(spec?.paths?.["/v1/alerts"]);
+  } catch {
+    state.alertsServed = false;
+  }
+  $("alerts").hidden = !state.alertsServed;
+}
+
+async function refreshAlerts() {
+  if (!state.alertsServed) return;
+  try {
+    const body = await getJSON("/v1/alerts?state=firing");
+    state.alerts = (body?.data ?? []).filter((a) => a.state === undefined || a.state === "firing");
+  } catch (error) {
+    if (error.status === 404) {
+      state.alertsServed = false; // not served after all: stop asking
+      $("alerts").hidden = true;
+    }
+    state.alerts = [];
+  }
+  showAlerts();
+}
+
+function alertValue(value) {
+  if (!Number.isFinite(value)) return "";
+  // A probability condition reports the window's largest probability; drift its error ratio.
+  return value <= 1 ? `p ${(value * 100).toFixed(0)} %` : `× ${value.toFixed(2)}`;
+}
+
+function showAlerts() {
+  const alerts = [...state.alerts].sort(
+    (a, b) => String(a.rule).localeCompare(b.rule) || String(a.sensor_id).localeCompare(b.sensor_id),
+  );
+  $("alert-count").textContent = `(${alerts.length})`;
+  const items = alerts.map((alert) => {
+    const item = document.createElement("li");
+    item.className = "alert";
+    item.setAttribute("data-sensor-id", alert.sensor_id);
+    item.tabIndex = 0;
+    const rule = document.createElement("strong");
+    rule.textContent = alert.rule;
+    const sensor = document.createElement("span");
+    sensor.className = "alert-sensor";
+    sensor.textContent = alert.sensor_id;
+    const detail = document.createElement("span");
+    detail.className = "alert-detail";
+    const since = Date.parse(alert.since);
+    const when = Number.isFinite(since) ? `since ${formatTime(since)}` : "";
+    detail.textContent = [alertValue(alert.value), when].filter(Boolean).join(" · ");
+    item.append(rule, sensor, detail);
+    const name = state.sensors.get(alert.sensor_id)?.name;
+    item.title = name ? `${alert.sensor_id} · ${name}` : alert.sensor_id;
+    return item;
+  });
+  if (!items.length) {
+    const none = document.createElement("li");
+    none.className = "none";
+    none.textContent = "None firing";
+    items.push(none);
+  }
+  $("alert-list").replaceChildren(...items);
+  markAlertingSensors();
+}
+
+// A ring around every sensor with a firing alert (above the circles, not catching clicks).
+function markAlertingSensors() {
+  const alerting = new Set(state.alerts.map((a) => a.sensor_id));
+  const rings = $("alert-rings");
+  rings.replaceChildren();
+  for (const [id, circle] of state.circles) {
+    circle.classList.toggle("alerting", alerting.has(id));
+    const at = state.positions.get(id);
+    if (!alerting.has(id) || !at) continue;
+    const ring = svg("circle", { cx: at[0], cy: at[1], r: state.radius + 3.5, class: "alert-ring" }, rings);
+    ring.setAttribute("data-sensor-id", id);
+  }
+  paintSensors(); // the tooltips name the firing rules
 }
 
 async function onNewReadings() {
@@ -335,14 +470,16 @@ async function onNewReadings() {
     await refreshForecasts();
   }
   await refreshAccuracy();
+  await refreshAlerts();
   if (state.selected) await showSensor(state.selected);
 }
 
 async function poll() {
   try {
     const health = await getJSON("/health");
-    // The revision moves whenever a batch adds or corrects a stored reading.
-    const seen = `${health.latest_reading_at} ${health.readings} ${health.revision}`;
+    // The revision moves whenever a batch adds or corrects a stored reading; a new issued
+    // forecast (which is what alerts are evaluated on) comes after its readings.
+    const seen = `${health.latest_reading_at} ${health.readings} ${health.revision} ${health.last_issued_at}`;
     if (seen !== state.seen) {
       state.seen = seen;
       state.latestReadingAt = health.latest_reading_at;
@@ -414,6 +551,10 @@ async function showSensor(id) {
 function drawPanel() {
   const readings = state.panelReadings;
   const path = state.forecast?.paths.get(state.selected) ?? [];
+  const levels = bandLevels();
+  const key = document.querySelector(".chart-key .key-band");
+  key.hidden = !levels.length;
+  key.textContent = `${[...levels].reverse().join(" / ")} % interval`;
   $("panel-summary").textContent = state.panelProblem || panelSummary(readings, path);
   drawChart(readings, path);
 }
@@ -424,8 +565,13 @@ function panelSummary(readings, path) {
   const seen = last
     ? `Last reading ${formatValue(last.value)} at ${formatTime(last.t)}`
     : `No readings in the last ${CHART_HOURS} h`;
+  const widest = bandLevels()[0];
+  const bound = widest === undefined ? null : ahead?.bounds[levelLabel(widest)];
+  const interval = bound
+    ? ` (${widest} %: ${bound[0].toFixed(1)}–${bound[1].toFixed(1)})`
+    : "";
   const expected = ahead
-    ? `forecast ${formatValue(ahead.value)} at ${formatTime(ahead.t)}`
+    ? `forecast ${formatValue(ahead.value)}${interval} at ${formatTime(ahead.t)}`
     : "no forecast";
   return `${seen} · ${expected}`;
 }
@@ -475,6 +621,15 @@ function linePath(points, x, y, maxGapMs) {
   return d;
 }
 
+// A closed band: along the upper bounds, back along the lower ones.
+function bandPath(points, label, x, y) {
+  const shown = points.filter((p) => p.bounds?.[label]);
+  if (shown.length < 2) return "";
+  const upper = shown.map((p) => `${x(p.t).toFixed(1)},${y(p.bounds[label][1]).toFixed(1)}`);
+  const lower = shown.map((p) => `${x(p.t).toFixed(1)},${y(p.bounds[label][0]).toFixed(1)}`);
+  return `M${upper.join("L")}L${lower.reverse().join("L")}Z`;
+}
+
 function chartText(parent, x, y, text, className) {
   svg("text", { x, y, class: className }, parent).textContent = text;
 }
@@ -499,9 +654,13 @@ function drawChart(readings, path) {
   const chart = $("sensor-chart");
   chart.replaceChildren();
   const issuedAt = state.forecast?.issuedAt;
-  const anchor = readings.find((p) => p.t === issuedAt); // the forecast leaves from the last reading
+  const found = readings.find((p) => p.t === issuedAt); // the forecast leaves from the last reading
+  const labels = bandLevels().map(levelLabel);
+  // The bands leave from the same reading, with no width there.
+  const anchor = found && { ...found, bounds: Object.fromEntries(labels.map((l) => [l, [found.value, found.value]])) };
   const forecast = anchor && path.length ? [anchor, ...path] : path;
   const points = [...readings, ...forecast];
+  const bounds = path.flatMap((p) => labels.flatMap((l) => p.bounds[l] ?? []));
   const readingsPath = svg("path", { class: "readings", d: "" }, chart);
   const forecastPath = svg("path", { class: "forecast", d: "" }, chart);
   if (!points.length) {
@@ -512,7 +671,7 @@ function drawChart(readings, path) {
   const stepMs = (state.minutesPerStep ?? 1) * 60000;
   const times = points.map((p) => p.t);
   const [t0, t1] = [Math.min(...times), Math.max(...times) + (times.length === 1 ? stepMs : 0)];
-  const values = valueTicks(points.map((p) => p.value));
+  const values = valueTicks([...points.map((p) => p.value), ...bounds]);
   const [v0, v1] = [values[0], values.at(-1)];
   const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - right);
   const y = (v) => height - bottom - ((v - v0) / (v1 - v0)) * (height - top - bottom);
@@ -520,9 +679,14 @@ function drawChart(readings, path) {
   if (Number.isFinite(issuedAt) && issuedAt >= t0 && issuedAt <= t1) {
     svg("line", { x1: x(issuedAt), x2: x(issuedAt), y1: top, y2: height - bottom, class: "now" }, chart);
   }
+  labels.forEach((label, i) => {
+    const d = bandPath(forecast, label, x, y);
+    const level = i === 0 ? "wide" : "narrow";
+    if (d) svg("path", { d, class: `band ${level}`, "data-level": label }, chart);
+  });
   readingsPath.setAttribute("d", linePath(readings, x, y, 1.5 * stepMs));
   forecastPath.setAttribute("d", linePath(forecast, x, y, Infinity));
-  chart.append(readingsPath, forecastPath); // above the grid
+  chart.append(readingsPath, forecastPath); // above the grid and the bands
   for (const p of readings) {
     svg("circle", { cx: x(p.t), cy: y(p.value), r: 1.8, class: "reading-dot" }, chart);
   }
@@ -566,6 +730,7 @@ async function start() {
     applyCard(card);
     drawMap(sensors.data, graph.data);
     paintSensors();
+    await findAlertsRoute();
   } catch (error) {
     setStatus(`Cannot load the dashboard (${error.message}) — retrying`, "error");
     setTimeout(start, RETRY_MS);
@@ -587,6 +752,15 @@ function wireControls() {
     if (circle) showSensor(circle.getAttribute("data-sensor-id"));
   };
   sensors.addEventListener("click", pick);
+  const list = $("alert-list");
+  const pickAlert = (event) => {
+    const item = event.target.closest("li.alert");
+    if (item) showSensor(item.getAttribute("data-sensor-id"));
+  };
+  list.addEventListener("click", pickAlert);
+  list.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") pickAlert(event);
+  });
   sensors.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") pick(event);
   });
