@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         keep_serving: Annotated[
             bool, typer.Option(help="Keep serving after the replay until Ctrl-C.")
         ] = True,
+        alerts: Annotated[
+            Path | None, typer.Option(help="A TOML file of alert rules (as `serve --alerts`).")
+        ] = None,
     ) -> None:
         """Train a quick model on Los-loop, serve it, replay its last day as a live feed."""
         from urbanflow.serving.server import check_port
@@ -56,7 +59,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--steps {steps} is outside 1…{day} (one day of Los-loop)")
         bundle = model_dir or quick_model(dataset, runs_dir / "demo-model", train_minutes)
         run = runs_dir / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
-        settings = ServeSettings(bundle, run / "readings.duckdb")
+        settings = ServeSettings(bundle, run / "readings.duckdb", alerts=alerts)
         check_port(host, port)
         url = f"http://{host}:{port}"
         try:

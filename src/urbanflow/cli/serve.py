@@ -48,6 +48,13 @@ def register(app: typer.Typer) -> None:
                 "'forever' keeps them all."
             ),
         ] = "7d",
+        alerts: Annotated[
+            Path | None,
+            typer.Option(
+                help="A TOML file of alert rules, checked against the model before serving; "
+                "webhooks are signed with URBANFLOW_WEBHOOK_SECRET."
+            ),
+        ] = None,
     ) -> None:
         """Serve readings, forecasts and the dashboard. Set URBANFLOW_TOKEN to guard writes."""
         import uvicorn
@@ -63,8 +70,9 @@ def register(app: typer.Typer) -> None:
             issue_share=issue_share,
             levels=parse_levels(levels),
             keep_forecasts=parse_keep(keep_forecasts),
+            alerts=alerts,
         )
-        service = open_service(settings)  # here, so that a bad path fails in one line
+        service = open_service(settings)  # here, so that a bad path or rule fails in one line
         report_service(service, settings)
         if settings.token is None and host not in ("127.0.0.1", "localhost", "::1"):
             console.print(
@@ -107,6 +115,15 @@ def report_service(service: LiveService, settings: ServeSettings) -> None:
         console.print(
             f"It holds {issued[2]:,} issued forecasts, the newest issued at "
             f"{issued[1].tz_convert(zone).isoformat()}; issuing goes on from there."
+        )
+    if service.alerts is not None:
+        from urbanflow.serving.alerts.webhooks import SECRET_VARIABLE
+
+        rules, hooks = service.alerts.rules, {u for r in service.alerts.rules for u in r.webhooks}
+        signed = "signed" if os.environ.get(SECRET_VARIABLE) else f"unsigned: set {SECRET_VARIABLE}"
+        console.print(
+            f"Alerts: {len(rules)} rules from {settings.alerts}, "
+            f"{len(hooks)} webhook URLs ({signed}); GET /v1/alerts lists them."
         )
     guard = "need a bearer token" if settings.token else f"are open (set {TOKEN_VARIABLE})"
     console.print(f"Writes {guard}. Dashboard at /, API docs at /docs.")

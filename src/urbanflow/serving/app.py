@@ -21,6 +21,7 @@ from urbanflow.errors import (
 )
 from urbanflow.serving.routes import (
     accuracy,
+    alerts,
     dashboard,
     forecasts,
     health,
@@ -73,7 +74,7 @@ def create_app(settings: ServeSettings, service: LiveService | None = None) -> F
     )
     app.state.settings = settings
     app.state.forecast_answers = forecasts.ForecastAnswers()
-    for module in (readings, sensors, forecasts, accuracy, model, health, dashboard):
+    for module in (readings, sensors, forecasts, accuracy, alerts, model, health, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=dashboard.ASSETS, check_dir=False), name="static")
 

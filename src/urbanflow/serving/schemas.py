@@ -130,6 +130,39 @@ class HealthOut(BaseModel):
     )
 
 
+class AlertRuleList(BaseModel):
+    data: list[dict[str, Any]] = Field(
+        description="the rules of `serve --alerts`, in the file's order (empty without one)"
+    )
+    count: int
+
+
+class AlertOut(BaseModel):
+    """One rule's alert at one sensor (alerts that are not inactive only)."""
+
+    rule: str
+    sensor_id: str
+    state: str = Field(description="pending, firing or resolved")
+    since: str | None = Field(
+        description="issue time of the forecast that moved it into this state, ISO 8601 in "
+        "the dataset's time zone"
+    )
+    value: float | None = Field(
+        description="what moved it into this state: the largest probability in the window "
+        "(below/above) or live MAE / validation MAE (drift)"
+    )
+    condition: str = Field(description="below, above or drift")
+    threshold: float | None = Field(description="the rule's threshold (below/above)")
+    within_minutes: float | None = Field(description="the rule's window (below/above)")
+    probability: float | None = Field(description="the rule's probability p (below/above)")
+    factor: float | None = Field(description="the rule's factor (drift)")
+
+
+class AlertList(BaseModel):
+    data: list[AlertOut]
+    count: int
+
+
 class ErrorOut(BaseModel):
     detail: str
 

@@ -25,6 +25,13 @@ transaction has committed, in issue order. A hook that raises is logged and skip
 hook delays later issues (never ingest), so a hook with slow work (webhooks) should hand it to
 its own thread.
 
+Alerts. With ``ServeSettings.alerts`` (``serve --alerts rules.toml``), :func:`open_service`
+loads and checks the rules before it opens the store, and the service's first issue hook is
+:meth:`~urbanflow.serving.alerting.ServiceAlerts.on_issue`, registered before the worker starts
+so that every issue (the catch-up after a restart included) is evaluated. It gets the issued
+forecast and the online conformal scale its intervals were computed with (the worker changes
+the scale only when it observes the next step's readings, after the hooks ran).
+
 Reading. ``GET /v1/forecasts`` answers the stored forecast of the newest step; until that one
 is issued (too few sensors yet, or the worker still busy) :meth:`forecast` computes it on
 request as before issuing existed (cached per store revision) and marks it ``stored=False``.
@@ -46,6 +53,7 @@ import pandas as pd
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.models.conformal import DEFAULT_LEVELS, OnlineConformal
 from urbanflow.serving.accuracy import HorizonAccuracy, summarise
+from urbanflow.serving.alerting import ServiceAlerts, load_service_rules
 from urbanflow.serving.ingest import ParsedBody, ReadingRules, validate
 from urbanflow.serving.issued import IssuedForecast
 from urbanflow.serving.live import (
@@ -67,19 +75,27 @@ CATCH_UP_CHUNK = 64  # steps forecast in one batch when the worker catches up
 
 
 def open_service(settings: ServeSettings) -> LiveService:
-    """Load the bundle, open the store and register the model's sensors in it."""
+    """Load the bundle and the alert rules (a bad rules file fails before the store opens), open
+    the store, register the model's sensors in it and open the alerts on it."""
     model = LiveModel.load(settings.model_dir)
+    rules = None if settings.alerts is None else load_service_rules(settings.alerts, model)
     store = ReadingStore(settings.store_path)
+    alerts = None
     try:
         store.register_sensors(model.sensor_table())
+        if rules is not None:
+            alerts = ServiceAlerts(rules, model, store)
         return LiveService(
             store=store,
             model=model,
             issue_share=settings.issue_share,
             levels=settings.levels,
             keep_forecasts=settings.keep_forecasts,
+            alerts=alerts,
         )
     except BaseException:
+        if alerts is not None:
+            alerts.close()
         store.close()
         raise
 
@@ -94,6 +110,7 @@ class LiveService:
     levels: tuple[float, ...] = DEFAULT_LEVELS
     keep_forecasts: timedelta | None = timedelta(days=7)
     issue_hooks: list[IssueHook] = field(default_factory=list)
+    alerts: ServiceAlerts | None = None
     _revision: int = 0
     _cached: tuple[int, IssuedForecast] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -121,6 +138,8 @@ class LiveService:
         else:
             self.levels = ()
         self._wake = threading.Condition(self._lock)
+        if self.alerts is not None:
+            self.issue_hooks.insert(0, self._alert)
         self._last_issued = self._done_until = self.store.last_issued_time()
         self._pending = True  # readings may have arrived after the last issue before a restart
         self._worker = threading.Thread(target=self._work, name="urbanflow-issue", daemon=True)
@@ -172,7 +191,11 @@ class LiveService:
             self._closing = True
             self._wake.notify_all()
         self._worker.join(timeout=60)
-        self.store.close()
+        try:
+            if self.alerts is not None:
+                self.alerts.close()
+        finally:
+            self.store.close()
 
     def _work(self) -> None:
         while True:
@@ -247,6 +270,17 @@ class LiveService:
                 hook(issued)
             except Exception:
                 log.exception("an issue hook failed on the forecast issued at %s", issued.issued_at)
+
+    def _alert(self, issued: IssuedForecast) -> None:
+        if self.alerts is not None:
+            self.alerts.on_issue(issued, self.conformal_scale())
+
+    def conformal_scale(self) -> np.ndarray | None:
+        """``[h n]`` a copy of the online conformal scale now (None: no intervals)."""
+        if self._conformal is None:
+            return None
+        with self._conformal_lock:
+            return self._conformal.scale.copy()
 
     def _step_index(self, time: pd.Timestamp) -> int:
         return int(time.tz_convert("UTC").value // self.model.step.value)

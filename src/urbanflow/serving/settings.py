@@ -18,7 +18,8 @@ class ServeSettings:
     ``token``: when set, write requests need ``Authorization: Bearer <token>``;
     ``issue_share``: the share of the model's sensors whose readings complete a step (which
     issues its forecast); ``levels``: interval levels in percent (when the bundle has a
-    calibration); ``keep_forecasts``: how long stored forecasts are kept (None: forever)."""
+    calibration); ``keep_forecasts``: how long stored forecasts are kept (None: forever);
+    ``alerts``: a TOML file of alert rules (None: no alerts)."""
 
     model_dir: Path
     store_path: Path
@@ -26,6 +27,7 @@ class ServeSettings:
     issue_share: float = 0.8
     levels: tuple[float, ...] = (80.0, 95.0)
     keep_forecasts: timedelta | None = timedelta(days=7)
+    alerts: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.issue_share <= 1:

@@ -150,6 +150,13 @@ class ReadingStore:
         with self._lock:
             self._connection.close()
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to the store's database (DuckDB's ``cursor()``) for a component
+        that keeps its own tables in the store's file (the alerts): its transactions are its
+        own, so it never takes this store's lock; close it before the store."""
+        with self._lock:
+            return self._connection.cursor()
+
     def __enter__(self) -> ReadingStore:
         return self
 
@@ -482,6 +489,26 @@ class ReadingStore:
                 parameters,
             ).df()
         return errors, coverage
+
+    def sensor_errors(
+        self, model_version: str, start: pd.Timestamp, end: pd.Timestamp
+    ) -> pd.DataFrame:
+        """``sensor_id, horizon_steps, count, error``: the sum of absolute errors of the stored
+        forecasts of ``model_version`` whose target times lie in ``(start, end]``, per sensor and
+        step, on the sensors that had a reading at the issue time (as in
+        :meth:`forecast_scores`)."""
+        window = [_naive_utc(start), _naive_utc(end)]
+        with self._lock:
+            return self._connection.execute(
+                "SELECT f.sensor_id, f.horizon_steps, count(*) AS count, "
+                "sum(abs(f.value - r.value)) AS error FROM forecast_values f "
+                "JOIN forecasts h ON h.issued_at = f.issued_at "
+                "JOIN readings r ON r.sensor_id = f.sensor_id AND r.ts = f.target_ts "
+                "WHERE h.model_version = ? AND f.target_ts > ? AND f.target_ts <= ? "
+                "AND r.ts > ? AND r.ts <= ? AND f.last_value IS NOT NULL "
+                "GROUP BY f.sensor_id, f.horizon_steps",
+                [model_version, *window, *window],
+            ).df()
 
 
 def _naive_utc(stamp: pd.Timestamp) -> pd.Timestamp:

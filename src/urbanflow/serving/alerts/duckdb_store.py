@@ -178,6 +178,18 @@ class DuckDBAlertStore:
             for rule, found in alerts.items()
         }
 
+    def entry_values(self) -> dict[tuple[str, str], float | None]:
+        """``(rule, sensor_id) → value`` recorded with the transition into each stored alert's
+        current state (the probability or error ratio that drove it there)."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT s.rule, s.sensor_id, arg_max(t.value, t.recorded_at) FROM alert_state s "
+                "JOIN alert_transitions t ON t.rule = s.rule AND t.sensor_id = s.sensor_id "
+                "AND t.to_state = s.state AND t.issued_at = s.since "
+                "WHERE s.sensor_id IS NOT NULL GROUP BY s.rule, s.sensor_id"
+            ).fetchall()
+        return {(rule, sensor): value for rule, sensor, value in rows}
+
     def transitions(self, to_state: str | None = None, limit: int = 1000) -> list[Transition]:
         """Newest first (by issue time, then by recording order).
 

@@ -1,0 +1,237 @@
+"""Alerts wired into the service (issue 9, §3): `serve --alerts`, the issue hook, the routes,
+signed webhooks to a local receiver, and alert state that survives a restart."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from tests.serving.conftest import reading_rows
+
+from urbanflow.cli import main
+from urbanflow.data.dataset import CityDataset
+from urbanflow.models.conformal import Calibration
+from urbanflow.serving.alerting import ServiceAlerts
+from urbanflow.serving.app import create_app
+from urbanflow.serving.settings import ServeSettings
+
+SECRET = "test-secret"
+STEPS = slice(1990, 2008)  # the first issue at 1995 (half an input window), targets scored later
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that records each request's headers and raw body."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        received = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.close()
+
+
+def write_rules(path: Path, sensors: list[str], url: str) -> Path:
+    ids = json.dumps(sensors)
+    path.write_text(
+        f"""
+[[rule]]
+name = "surely-below"
+sensors = {ids}
+condition = "below"
+threshold = 1000
+within_minutes = 30
+probability = 0.5
+webhooks = ["{url}"]
+
+[[rule]]
+name = "never-above"
+sensors = "all"
+condition = "above"
+threshold = 1000
+within_minutes = 60
+probability = 0.5
+
+[[rule]]
+name = "any-error"
+sensors = {ids}
+condition = "drift"
+factor = 0.001
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def app_client(bundle: Path, store: Path, rules: Path | None) -> TestClient:
+    return TestClient(create_app(ServeSettings(bundle, store, alerts=rules)))
+
+
+def caught_up(client: TestClient) -> None:
+    assert client.app.state.service.wait_idle(60), "the issuing worker did not catch up"
+
+
+def verified(body: bytes, header: str | None) -> bool:
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return header is not None and hmac.compare_digest(header, expected)
+
+
+def test_without_rules_the_alert_routes_answer_empty(client: TestClient) -> None:
+    assert client.get("/v1/alerts/rules").json() == {"data": [], "count": 0}
+    assert client.get("/v1/alerts").json() == {"data": [], "count": 0}
+    assert client.get("/v1/alerts", params={"state": "firing"}).json()["count"] == 0
+    assert client.get("/v1/alerts", params={"state": "burning"}).status_code == 422
+
+
+@pytest.mark.slow
+def test_a_below_rule_fires_signs_its_webhook_and_survives_a_restart(
+    los_loop_bundle: Path,
+    los_loop: CityDataset,
+    tmp_path: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("URBANFLOW_WEBHOOK_SECRET", SECRET)
+    watched = list(los_loop.sensors.ids[:2])
+    rules = write_rules(tmp_path / "rules.toml", watched, receiver.url)
+    store = tmp_path / "store.duckdb"
+    with app_client(los_loop_bundle, store, rules) as client:
+        listed = client.get("/v1/alerts/rules").json()
+        assert listed["count"] == 3
+        assert [r["name"] for r in listed["data"]] == ["surely-below", "never-above", "any-error"]
+        assert listed["data"][0]["webhooks"] == [receiver.url]
+        assert listed["data"][1]["sensor_count"] == len(los_loop.sensors.ids)
+
+        answer = client.post("/v1/readings", json=reading_rows(los_loop, STEPS))
+        assert answer.status_code == 200, answer.text
+        caught_up(client)
+        service = client.app.state.service
+        first_issue = service.store.issued_span()[0]
+
+        firing = client.get("/v1/alerts", params={"state": "firing"}).json()
+        below = [a for a in firing["data"] if a["rule"] == "surely-below"]
+        assert sorted(a["sensor_id"] for a in below) == sorted(watched)
+        since = first_issue.tz_convert(los_loop.metadata.timezone).isoformat()
+        for alert in below:
+            assert alert["state"] == "firing" and alert["since"] == since
+            assert alert["value"] == 1.0  # every conformal score lies below 1000 mph
+            assert (alert["condition"], alert["threshold"], alert["probability"]) == (
+                "below",
+                1000.0,
+                0.5,
+            )
+        # drift: the live errors of the scored forecasts exceed 0.001 × validation error
+        drift = [a for a in firing["data"] if a["rule"] == "any-error"]
+        assert sorted(a["sensor_id"] for a in drift) == sorted(watched)
+        assert all(a["value"] > 0.001 and a["factor"] == 0.001 for a in drift)
+        assert all(a["rule"] != "never-above" for a in firing["data"])
+        assert client.get("/v1/alerts", params={"state": "pending"}).json()["count"] == 0
+        assert firing["count"] == len(firing["data"]) == 4
+
+        # one signed notification per firing sensor of the rule with a webhook
+        requests = receiver.wait_for(2)
+        assert len(requests) == 2
+        for headers, body in requests:
+            assert verified(body, headers.get("X-Urbanflow-Signature"))
+            sent = json.loads(body)
+            assert sent["rule"] == "surely-below" and sent["state"] == "firing"
+            assert sent["sensor_id"] in watched and sent["probability"] == 1.0
+            assert headers["X-Urbanflow-Idempotency-Key"] == sent["idempotency_key"]
+        assert sorted(json.loads(b)["sensor_id"] for _, b in requests) == sorted(watched)
+        deadline = time.monotonic() + 10
+        while service.alerts.alert_store.outbox_counts()["delivered"] < 2:
+            assert time.monotonic() < deadline, "deliveries were not recorded"
+            time.sleep(0.05)
+        transitions = service.alerts.alert_store.transitions(to_state="firing")
+        assert len(transitions) == 4
+
+    # a restart on the same store carries on: the same alerts, nothing sent again
+    with app_client(los_loop_bundle, store, rules) as client:
+        again = client.get("/v1/alerts", params={"state": "firing"}).json()
+        assert again == firing
+        post = client.post("/v1/readings", json=reading_rows(los_loop, slice(2008, 2010)))
+        assert post.status_code == 200
+        caught_up(client)
+        assert client.get("/v1/alerts", params={"state": "firing"}).json() == firing
+        assert client.app.state.service.alerts.alert_store.outbox_counts() == {
+            "queued": 0,
+            "delivered": 2,
+            "failed": 0,
+        }
+    time.sleep(0.2)
+    assert len(receiver.requests) == 2
+
+
+def test_serve_refuses_a_bad_rules_file_in_one_line_before_opening_the_store(
+    los_loop_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nname = "jam"\nsensors = "all"\ncondition = "below"\nthreshold = 40\n'
+        "within_minutes = 90\nprobability = 0.7\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "s.duckdb"
+    args = ["serve", "--model-dir", str(los_loop_bundle), "--store", str(store)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--alerts", str(rules)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "rule 'jam' `within_minutes`" in err
+    assert not store.exists()  # checked before the service opened anything
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--alerts", str(tmp_path / "missing.toml")])
+    assert exit_info.value.code == 2 and "no such rules file" in capsys.readouterr().err
+
+
+def test_a_sensor_without_a_forecast_gets_no_probability() -> None:
+    """A NaN forecast would sort above every conformal score (probability 1): it is skipped."""
+    calibration = Calibration(
+        scores=np.tile(np.linspace(-2, 2, 9), (2, 1)),
+        scale=np.ones((2, 3)),
+        cutoff=0,
+        half_life_steps=12.0,
+    )
+    values = np.array([[50.0, np.nan, 10.0], [50.0, np.nan, 10.0]])
+    below = ServiceAlerts._probability_below(calibration, None, values)(40.0)
+    assert below.shape == (2, 3)
+    assert np.isnan(below[:, 1]).all()
+    assert (below[:, 0] == 0).all() and (below[:, 2] == 1).all()
