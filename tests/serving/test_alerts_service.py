@@ -36,7 +36,7 @@ class Receiver:
         received = self.requests
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((dict(self.headers), body))
                 self.send_response(204)
@@ -235,3 +235,17 @@ def test_a_sensor_without_a_forecast_gets_no_probability() -> None:
     assert below.shape == (2, 3)
     assert np.isnan(below[:, 1]).all()
     assert (below[:, 0] == 0).all() and (below[:, 2] == 1).all()
+
+
+def test_documented_alert_has_the_api_s_fields() -> None:
+    """docs/serving.md's example answer of GET /v1/alerts has exactly the schema's fields."""
+    import re
+
+    from urbanflow.serving.schemas import AlertOut
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text("utf-8")
+    section = doc.split("### `GET /v1/alerts/rules` and `GET /v1/alerts`", 1)[1]
+    example = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    assert example["count"] == len(example["data"])
+    assert set(example["data"][0]) == set(AlertOut.model_fields)
+    AlertOut(**example["data"][0])
