@@ -39,6 +39,17 @@ NO_FORECAST = "circle.sensor.no-forecast"
 WITH_FORECAST = "circle.sensor:not(.no-forecast)"
 WAIT_MS = 10_000  # the page asks /health every 2.5 s
 
+# A rule that fires at every sensor with a forecast, at the first issue.
+RULES = """
+[[rule]]
+name = "slow"
+sensors = "all"
+condition = "below"
+threshold = 1000.0
+within_minutes = 30
+probability = 0.5
+"""
+
 # Los-loop's last steps: too few for any forecast (the model wants half of 12 per sensor),
 # then enough, then one more that the open chart must pick up.
 TOO_FEW = slice(1990, 1993)
@@ -115,7 +126,9 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
         pytest.fail(MISSING_CHROMIUM, pytrace=False)
     bundle: Path = request.getfixturevalue("los_loop_bundle")
     los_loop: CityDataset = request.getfixturevalue("los_loop")
-    app = create_app(ServeSettings(bundle, tmp_path / "store.duckdb"))
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    app = create_app(ServeSettings(bundle, tmp_path / "store.duckdb", alerts=rules))
     with running_server(app) as base_url, headless_chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 850})
         problems = Problems(page)
@@ -149,6 +162,26 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
         legend = page.text_content("#legend") or ""
         assert "mph" in legend and "< 20" in legend and "no forecast" in legend
         assert page.text_content("#issued-at") not in ("", "—")
+
+        # Once that step's forecast is issued, its alerts fire: listed in the alerts panel,
+        # and every alerting sensor gets a ring on the map.
+        page.wait_for_selector("#alert-list li.alert", timeout=WAIT_MS)
+        page.wait_for_function(
+            f"document.querySelectorAll('#alert-list li.alert').length > {SENSORS // 2}",
+            timeout=WAIT_MS,
+        )
+        listed = page.locator("#alert-list li.alert").count()
+        assert page.text_content("#alert-count") == f"({listed})"
+        assert page.text_content("#alert-list li.alert strong") == "slow"
+        alerting = set(
+            page.eval_on_selector_all(
+                "circle.sensor.alerting", "cs => cs.map(c => c.dataset.sensorId)"
+            )
+        )
+        ringed = set(
+            page.eval_on_selector_all("circle.alert-ring", "cs => cs.map(c => c.dataset.sensorId)")
+        )
+        assert len(alerting) == listed and ringed == alerting
 
         # The slider runs over the model's 12 steps, labelled in minutes.
         assert page.text_content("#horizon-label") == "+5 min"

@@ -172,6 +172,10 @@ function renderLegend(scale) {
     list.lastChild.classList.add("gradient");
   }
   list.append(legendItem(NO_DATA, "no forecast"));
+  if (state.alertsServed) {
+    list.append(legendItem("transparent", "firing alert"));
+    list.lastChild.classList.add("ring");
+  }
   $("legend").replaceChildren(title, list);
 }
 
@@ -378,12 +382,14 @@ function showCoverage(row) {
 
 // ------------------------------------------------------------------ alerts
 
-// Whether this server serves alerts at all: asked once, from its OpenAPI paths, so that a
-// server without the route is never asked (a 404 would be a console error).
-async function findAlertsRoute() {
+// Whether this server has alert rules: asked once (the rules are loaded at start-up), and only
+// when its OpenAPI paths list the route, so that an older server is never asked (its 404 would
+// be a console error). Without rules there is no alerts panel.
+async function findAlertRules() {
   try {
     const spec = await getJSON("/openapi.json");
-    state.alertsServed = Boolean(spec?.paths?.["/v1/alerts"]);
+    const rules = spec?.paths?.["/v1/alerts/rules"] ? await getJSON("/v1/alerts/rules") : null;
+    state.alertsServed = (rules?.count ?? 0) > 0;
   } catch {
     state.alertsServed = false;
   }
@@ -405,10 +411,12 @@ async function refreshAlerts() {
   showAlerts();
 }
 
-function alertValue(value) {
-  if (!Number.isFinite(value)) return "";
-  // A probability condition reports the window's largest probability; drift its error ratio.
-  return value <= 1 ? `p ${(value * 100).toFixed(0)} %` : `× ${value.toFixed(2)}`;
+// What moved the alert into firing: the window's largest probability (below/above), or live
+// MAE / validation MAE (drift).
+function alertValue(alert) {
+  if (!Number.isFinite(alert.value)) return "";
+  if (alert.condition === "drift") return `MAE × ${alert.value.toFixed(2)}`;
+  return `p ${(alert.value * 100).toFixed(0)} %`;
 }
 
 function showAlerts() {
@@ -423,6 +431,9 @@ function showAlerts() {
     item.tabIndex = 0;
     const rule = document.createElement("strong");
     rule.textContent = alert.rule;
+    rule.title = alert.condition === "drift"
+      ? `live error above ${alert.factor} × validation error`
+      : `${alert.condition} ${alert.threshold} within ${alert.within_minutes} min, p ≥ ${alert.probability}`;
     const sensor = document.createElement("span");
     sensor.className = "alert-sensor";
     sensor.textContent = alert.sensor_id;
@@ -430,7 +441,7 @@ function showAlerts() {
     detail.className = "alert-detail";
     const since = Date.parse(alert.since);
     const when = Number.isFinite(since) ? `since ${formatTime(since)}` : "";
-    detail.textContent = [alertValue(alert.value), when].filter(Boolean).join(" · ");
+    detail.textContent = [alertValue(alert), when].filter(Boolean).join(" · ");
     item.append(rule, sensor, detail);
     const name = state.sensors.get(alert.sensor_id)?.name;
     item.title = name ? `${alert.sensor_id} · ${name}` : alert.sensor_id;
@@ -730,7 +741,7 @@ async function start() {
     applyCard(card);
     drawMap(sensors.data, graph.data);
     paintSensors();
-    await findAlertsRoute();
+    await findAlertRules();
   } catch (error) {
     setStatus(`Cannot load the dashboard (${error.message}) — retrying`, "error");
     setTimeout(start, RETRY_MS);
