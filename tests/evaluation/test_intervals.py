@@ -50,3 +50,14 @@ def test_evaluate_reports_intervals_as_new_keys(los_loop):
     payload = with_levels.to_json()
     assert payload["levels"] == [80.0, 95.0] and "wis" in payload["average"]
     assert "levels" not in plain.to_json() and "wis" not in plain.to_json()["average"]
+
+
+def test_a_validation_part_too_short_to_calibrate_gives_no_intervals_not_an_error(los_loop):
+    # 2 validation samples cannot leave a residual of step 12 before the test part
+    count = los_loop.num_steps - 12 - 12 + 1
+    split = (0.7, 2 / count, 1 - 0.7 - 2 / count)
+    plan = make_plan("default", los_loop.num_steps, 12, split=split)
+    assert plan.validation_times.size == 2
+    result, _ = evaluate_by_name(los_loop, "last-value", plan, levels=(90.0,))
+    assert result.levels == () and result.calibration is None
+    assert "coverage_90" not in result.horizons[0].metrics

@@ -36,12 +36,21 @@ def training_options(
 LEVELS_HELP = "Interval levels in percent, e.g. 80,90,95 (none: point forecasts only)."
 
 
-def print_result(result: EvaluationResult, dataset: CityDataset) -> None:
-    """The protocol in words, the metrics table and, when scored, the intervals table."""
+def print_result(
+    result: EvaluationResult, dataset: CityDataset, levels: tuple[float, ...] = ()
+) -> None:
+    """The protocol in words, the metrics table and, when scored, the intervals table (or why
+    the ``levels`` asked for could not be scored)."""
     console.print(describe_protocol(result.plan, dataset), style="dim")
     console.print(horizon_table(result))
     if result.levels:
         console.print(interval_table(result))
+    elif levels:
+        console.print(
+            "No intervals: the validation part leaves no residual at some horizon step before "
+            "the test part; give a longer validation part (--split) to calibrate them.",
+            style="yellow",
+        )
 
 
 def progress_bar() -> Progress:

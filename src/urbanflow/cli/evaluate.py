@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
                     fit_progress=on_epoch,
                     levels=interval_levels,
                 )
-        print_result(result, data)
+        print_result(result, data, interval_levels)
         if output:
             console.print(f"Results written to {write_json(result.to_json(), output)}")
 

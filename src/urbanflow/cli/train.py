@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train a neural model under a protocol and write a bundle with its test metrics."""
+        interval_levels = parse_levels(levels)
         from urbanflow.evaluation.bundles import train_bundle  # torch: imported when used
 
         data = load_dataset(dataset)
@@ -46,9 +47,9 @@ def register(app: typer.Typer) -> None:
                 common.training_options(max_epochs, time_budget, seed),
                 progress=on_samples,
                 fit_progress=on_epoch,
-                levels=parse_levels(levels),
+                levels=interval_levels,
             )
-        common.print_result(result, data)
+        common.print_result(result, data, interval_levels)
         reports = fitted.training_reports_
         epochs = ", ".join(f"{r.best_epoch} of {r.epochs_run}" for r in reports)
         common.console.print(

@@ -16,7 +16,12 @@ from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.metrics import IntervalTotals
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import Forecaster
-from urbanflow.models.conformal import Calibration, calibrate, replay_intervals
+from urbanflow.models.conformal import (
+    Calibration,
+    calibrate,
+    can_calibrate,
+    replay_intervals,
+)
 from urbanflow.models.forecast import predict_samples
 
 
@@ -24,7 +29,8 @@ def calibrate_on_validation(
     model: Forecaster, dataset: CityDataset, plan: EvaluationPlan
 ) -> Calibration | None:
     """The calibration at the first test sample, from the validation samples' forecasts;
-    ``None`` when the plan has no validation samples.
+    ``None`` when the validation samples leave no known residual at some horizon step before
+    the test part (none at all, or a part shorter than the horizon).
 
     Parameters
     ----------
@@ -35,14 +41,13 @@ def calibrate_on_validation(
     plan
         The protocol: its validation samples calibrate, its first test sample is the cutoff.
     """
-    if plan.validation_times.size == 0:
+    cutoff = int(plan.test_times.min())
+    readings = dataset.readings[..., 0]
+    if not can_calibrate(plan.validation_times, readings, plan.horizon, cutoff):
         return None
     forecasts = predict_samples(model, dataset, plan.validation_times)
-    cutoff = int(plan.test_times.min())
     cutoff_time = dataset.timestamps[min(cutoff, dataset.num_steps - 1)].isoformat()
-    return calibrate(
-        forecasts, plan.validation_times, dataset.readings[..., 0], cutoff, cutoff_time
-    )
+    return calibrate(forecasts, plan.validation_times, readings, cutoff, cutoff_time)
 
 
 def replay_span(plan: EvaluationPlan, calibration: Calibration) -> np.ndarray:

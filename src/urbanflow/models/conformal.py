@@ -151,6 +151,27 @@ def residual_targets(
     return np.where(inside[..., None], targets, np.nan), target_step
 
 
+def can_calibrate(times: np.ndarray, readings: np.ndarray, horizon: int, cutoff: int) -> bool:
+    """Whether validation samples at ``times`` leave a known residual at every step
+    ``1 … horizon`` before ``cutoff`` (``calibrate`` needs one).
+
+    Parameters
+    ----------
+    times
+        ``[s]`` validation sample times.
+    readings
+        ``[t n]`` readings of channel 0, NaN where missing.
+    horizon
+        ``h``, steps to calibrate.
+    cutoff
+        The first sample time that will get intervals.
+    """
+    target_step = np.asarray(times)[:, None] + np.arange(horizon)  # [s h]
+    usable = target_step < min(cutoff, readings.shape[0])
+    present = ~np.isnan(readings[np.minimum(target_step, readings.shape[0] - 1)])  # [s h n]
+    return bool((usable[..., None] & present).any(axis=(0, 2)).all())
+
+
 def calibrate(
     forecasts: np.ndarray,
     times: np.ndarray,

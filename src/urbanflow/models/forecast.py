@@ -128,8 +128,9 @@ def replayed_intervals(
     """
     if calibration is None:
         raise ConfigError(
-            "this model has no conformal calibration (written by an older urbanflow); "
-            "retrain it to get intervals"
+            "this model has no conformal calibration (an older bundle, or a validation part "
+            "too short to calibrate); retrain it, with a longer validation part if needed, to "
+            "get intervals"
         )
     calibration = calibration.rebased(dataset.timestamps)
     samples = np.asarray(samples, dtype=np.int64)
