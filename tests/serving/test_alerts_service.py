@@ -31,7 +31,7 @@ STEPS = slice(1990, 2008)  # the first issue at 1995 (half an input window), tar
 class Receiver:
     """A webhook receiver on 127.0.0.1 that records each request's headers and raw body."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0, status: int = 204) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         received = self.requests
 
@@ -39,7 +39,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((dict(self.headers), body))
-                self.send_response(204)
+                time.sleep(delay)
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -120,7 +121,6 @@ def test_without_rules_the_alert_routes_answer_empty(client: TestClient) -> None
     assert client.get("/v1/alerts", params={"state": "burning"}).status_code == 422
 
 
-@pytest.mark.slow
 def test_a_below_rule_fires_signs_its_webhook_and_survives_a_restart(
     los_loop_bundle: Path,
     los_loop: CityDataset,
@@ -249,3 +249,30 @@ def test_documented_alert_has_the_api_s_fields() -> None:
     assert example["count"] == len(example["data"])
     assert set(example["data"][0]) == set(AlertOut.model_fields)
     AlertOut(**example["data"][0])
+
+
+def test_a_slow_failing_receiver_never_delays_ingest_or_issuing(
+    los_loop_bundle: Path, los_loop: CityDataset, tmp_path: Path
+) -> None:
+    """Each try hangs 3 s and fails; the POSTs and the issues do not wait for it, the
+    notifications stay queued with their failed tries."""
+    slow = Receiver(delay=3.0, status=503)
+    try:
+        rules = write_rules(tmp_path / "rules.toml", list(los_loop.sensors.ids[:2]), slow.url)
+        with app_client(los_loop_bundle, tmp_path / "store.duckdb", rules) as client:
+            started = time.monotonic()
+            for step in range(STEPS.start, STEPS.stop):
+                answer = client.post(
+                    "/v1/readings", json=reading_rows(los_loop, slice(step, step + 1))
+                )
+                assert answer.status_code == 200
+            caught_up(client)
+            assert slow.wait_for(1, timeout=5)  # the first try is under way
+            elapsed = time.monotonic() - started
+            assert elapsed < 6, f"ingest and issuing took {elapsed:.1f} s behind a slow receiver"
+            firing = client.get("/v1/alerts", params={"state": "firing"}).json()
+            assert {a["rule"] for a in firing["data"]} == {"surely-below", "any-error"}
+            counts = client.app.state.service.alerts.alert_store.outbox_counts()
+            assert counts["delivered"] == 0 and counts["queued"] == 2
+    finally:
+        slow.close()
