@@ -276,3 +276,39 @@ def test_a_slow_failing_receiver_never_delays_ingest_or_issuing(
             assert counts["delivered"] == 0 and counts["queued"] == 2
     finally:
         slow.close()
+
+
+def test_a_jam_rule_fires_where_the_replayed_rush_hour_drops_the_forecast(
+    los_loop_bundle: Path, los_loop: CityDataset, tmp_path: Path
+) -> None:
+    """Los-loop's evening rush (7 March, 14:20-17:45), posted step by step: "below 40 mph within
+    30 minutes with p ≥ 0.7" fires, on the issuing worker, exactly where the conformal
+    probability says so: every sensor forecast far below 40 fires, none forecast far above."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nname = "jam"\nsensors = "all"\ncondition = "below"\nthreshold = 40\n'
+        "within_minutes = 30\nprobability = 0.7\n",
+        encoding="utf-8",
+    )
+    with app_client(los_loop_bundle, tmp_path / "store.duckdb", rules) as client:
+        for step in range(1900, 1942):
+            answer = client.post("/v1/readings", json=reading_rows(los_loop, slice(step, step + 1)))
+            assert answer.status_code == 200
+        caught_up(client)
+        service = client.app.state.service
+        last = service.store.issued_forecast(service.model.sensors.ids)
+        assert last is not None and last.issued_at == los_loop.timestamps[1941]
+        firing = client.get("/v1/alerts", params={"state": "firing"}).json()["data"]
+        fired = {a["sensor_id"] for a in firing}
+        window = last.values[:6]  # steps within 30 minutes
+        ids = np.array(service.model.sensors.ids)
+        jammed = set(ids[(window < 25).all(axis=0)])
+        free = set(ids[(window > 65).all(axis=0)])
+        assert jammed and free
+        assert jammed <= fired  # resolve_after = 1: the last issue decides the state
+        assert not free & fired
+        assert all(a["value"] >= 0.7 for a in firing)
+        # some alerts began during the replay, not at its first issue: a forecast dropped
+        onsets = service.alerts.alert_store.transitions(to_state="firing", limit=10_000)
+        first = service.store.issued_span()[0]
+        assert any(t.issued_at > first for t in onsets)
