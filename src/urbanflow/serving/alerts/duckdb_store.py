@@ -87,17 +87,7 @@ class DuckDBAlertStore:
         notifications: Sequence[Notification],
         states: Mapping[str, RuleState] | None = None,
     ) -> None:
-        """Store them in one transaction (see :class:`AlertStore`).
-
-        Parameters
-        ----------
-        transitions
-            Audit records.
-        notifications
-            Deliveries to queue; a ``(key, url)`` already queued is left as it is.
-        states
-            Rule states after the transitions; they replace the stored rows of those rules.
-        """
+        """Store them in one transaction (see :class:`AlertStore`)."""
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         with self._lock:
             con = self._con
@@ -210,15 +200,7 @@ class DuckDBAlertStore:
         return [Transition(r, s, f, t, _aware(at), v) for r, s, f, t, at, v in rows]
 
     def due(self, now: float, limit: int = 100) -> list[Notification]:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        now
-            Unix seconds.
-        limit
-            At most this many.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             rows = self._con.execute(
                 "SELECT key, url, body, created_at, attempts, next_at, subject, issued "
@@ -234,19 +216,7 @@ class DuckDBAlertStore:
         return None if row is None or row[0] is None else float(row[0])
 
     def mark_delivered(self, key: str, url: str, attempts: int, at: float) -> None:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        key
-            Idempotency key.
-        url
-            The URL.
-        attempts
-            Tries made, the successful one included.
-        at
-            Unix seconds.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             self._con.execute(
                 "UPDATE alert_outbox SET delivered_at = ?, attempts = ? WHERE key = ? AND url = ?",
@@ -254,21 +224,7 @@ class DuckDBAlertStore:
             )
 
     def reschedule(self, key: str, url: str, attempts: int, next_at: float, error: str) -> None:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        key
-            Idempotency key.
-        url
-            The URL.
-        attempts
-            Tries made.
-        next_at
-            Unix seconds of the next try.
-        error
-            What went wrong.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             self._con.execute(
                 "UPDATE alert_outbox SET attempts = ?, next_at = ?, last_error = ? "
@@ -277,21 +233,7 @@ class DuckDBAlertStore:
             )
 
     def give_up(self, key: str, url: str, attempts: int, at: float, error: str) -> None:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        key
-            Idempotency key.
-        url
-            The URL.
-        attempts
-            Tries made.
-        at
-            Unix seconds.
-        error
-            What went wrong last.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             self._con.execute(
                 "UPDATE alert_outbox SET attempts = ?, failed_at = ?, last_error = ? "
@@ -300,13 +242,7 @@ class DuckDBAlertStore:
             )
 
     def prune_outbox(self, before: float) -> int:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        before
-            Unix seconds.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             gone = self._con.execute(
                 "DELETE FROM alert_outbox WHERE created_at < ? "

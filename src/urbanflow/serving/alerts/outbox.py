@@ -111,17 +111,7 @@ class MemoryAlertStore:
         notifications: Sequence[Notification],
         states: Mapping[str, RuleState] | None = None,
     ) -> None:
-        """Store them together (see :class:`AlertStore`).
-
-        Parameters
-        ----------
-        transitions
-            Audit records.
-        notifications
-            Deliveries to queue; a ``(key, url)`` already queued is left as it is.
-        states
-            Rule states after the transitions.
-        """
+        """Store them together, in memory (see :class:`AlertStore`)."""
         with self._lock:
             self.audit += transitions
             for note in notifications:
@@ -159,15 +149,7 @@ class MemoryAlertStore:
         return list(heads.values())
 
     def due(self, now: float, limit: int = 100) -> list[Notification]:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        now
-            Unix seconds.
-        limit
-            At most this many.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             ready = [n for n in self._open() if n.next_at <= now]
         return sorted(ready, key=lambda n: (n.next_at, n.created_at, n.issued))[:limit]
@@ -178,72 +160,26 @@ class MemoryAlertStore:
             return min((n.next_at for n in self._open()), default=None)
 
     def mark_delivered(self, key: str, url: str, attempts: int, at: float) -> None:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        key
-            Idempotency key.
-        url
-            The URL.
-        attempts
-            Tries made, the successful one included.
-        at
-            Unix seconds.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             self.outbox[(key, url)] = replace(self.outbox[(key, url)], attempts=attempts)
             self.delivered[(key, url)] = at
 
     def reschedule(self, key: str, url: str, attempts: int, next_at: float, error: str) -> None:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        key
-            Idempotency key.
-        url
-            The URL.
-        attempts
-            Tries made.
-        next_at
-            Unix seconds of the next try.
-        error
-            What went wrong.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             note = self.outbox[(key, url)]
             self.outbox[(key, url)] = replace(note, attempts=attempts, next_at=next_at)
 
     def give_up(self, key: str, url: str, attempts: int, at: float, error: str) -> None:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        key
-            Idempotency key.
-        url
-            The URL.
-        attempts
-            Tries made.
-        at
-            Unix seconds.
-        error
-            What went wrong last.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             note = self.outbox[(key, url)]
             self.outbox[(key, url)] = replace(note, attempts=attempts)
             self.failed[(key, url)] = error
 
     def prune_outbox(self, before: float) -> int:
-        """See :class:`AlertStore`.
-
-        Parameters
-        ----------
-        before
-            Unix seconds.
-        """
+        """See :class:`AlertStore`."""
         with self._lock:
             settled = self.delivered.keys() | self.failed.keys()
             old = [k for k in settled if self.outbox[k].created_at < before]
