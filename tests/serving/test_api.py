@@ -182,6 +182,22 @@ def test_too_many_rows_unknown_media_and_bad_queries_are_4xx(client):
     assert beyond.status_code == 422 and "1…12" in beyond.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/v1/forecasts", {"horizon": "soon"}, "query parameter horizon"),
+        ("/v1/sensors/773869/readings", {"limit": 0}, "query parameter limit"),
+        ("/v1/alerts", {"state": "burning"}, "query parameter state"),
+    ],
+)
+def test_a_malformed_query_parameter_is_one_line_naming_it(client, path, params, named):
+    answer = client.get(path, params=params)
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail
+    assert detail.startswith(named) and repr(str(next(iter(params.values())))) in detail
+
+
 def test_forecasts_need_readings_then_follow_the_latest_window(client, los_loop):
     empty = client.get("/v1/forecasts")
     assert empty.status_code == 409 and "no readings are stored" in empty.json()["detail"]

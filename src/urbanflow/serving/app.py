@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -49,6 +50,20 @@ def status_of(error: UrbanflowError) -> int:
     return next(status for kind, status in STATUS_OF_ERROR if isinstance(error, kind))
 
 
+def describe_invalid(error: RequestValidationError) -> str:
+    """FastAPI's list of parameter errors as the one line every other error gives, e.g.
+    ``query parameter horizon: Input should be a valid integer (got 'x')``."""
+    parts = []
+    for problem in error.errors()[:3]:
+        where, *path = (str(part) for part in problem.get("loc", ()))
+        name = ".".join(path) or where
+        kind = f"{where} parameter" if where in ("query", "path", "header") else where
+        got = problem.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+        parts.append(f"{kind} {name}: {problem.get('msg', 'invalid')}{shown}")
+    return "; ".join(parts) or "invalid request"
+
+
 def create_app(settings: ServeSettings, service: LiveService | None = None) -> FastAPI:
     """The FastAPI app; the model and store open when it starts (unless ``service`` is one
     already open, as the CLI opens it to report a bad path in one line) and close when it
@@ -83,5 +98,9 @@ def create_app(settings: ServeSettings, service: LiveService | None = None) -> F
         status = status_of(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_invalid(error)}, status_code=422)
 
     return app
