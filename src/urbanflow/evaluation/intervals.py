@@ -61,8 +61,7 @@ def replay_span(plan: EvaluationPlan, calibration: Calibration) -> np.ndarray:
     calibration
         Its calibration (the cutoff).
     """
-    first = max(plan.input_len, calibration.cutoff - calibration.horizon + 1)
-    return np.arange(first, int(plan.test_times.max()) + 1, dtype=np.int64)
+    return calibration.replay_times(plan.input_len, int(plan.test_times.max()))
 
 
 def interval_metrics(

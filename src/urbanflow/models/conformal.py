@@ -112,6 +112,20 @@ class Calibration:
         """``h``, the steps the calibration covers."""
         return int(self.scale.shape[0])
 
+    def replay_times(self, input_len: int, last: int) -> np.ndarray:
+        """``[s]`` the consecutive sample times whose forecasts an online replay needs to issue
+        intervals up to sample ``last``: from the first whose targets reach the cutoff.
+
+        Parameters
+        ----------
+        input_len
+            ``L``: no sample precedes step ``L``.
+        last
+            The last sample time that needs intervals.
+        """
+        first = max(input_len, self.cutoff - self.horizon + 1)
+        return np.arange(first, int(last) + 1, dtype=np.int64)
+
     def rebased(self, timestamps: pd.DatetimeIndex) -> Calibration:
         """The same calibration with ``cutoff`` found by its time in ``timestamps``.
 

@@ -140,9 +140,7 @@ def replayed_intervals(
             f"intervals start at issue time {first}: earlier issue times lie inside the "
             "validation part that calibrated them; ask for that time or later"
         )
-    times = np.arange(
-        max(model.input_len, calibration.cutoff - calibration.horizon + 1), samples.max() + 1
-    )
+    times = calibration.replay_times(model.input_len, int(samples.max()))
     forecasts = predict_samples(model, dataset, times)
     lower, upper = replay_intervals(calibration, forecasts, times, dataset.readings[..., 0], levels)
     rows = samples - times[0]
