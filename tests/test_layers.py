@@ -1,6 +1,7 @@
 """Layers import downwards only, and ``import urbanflow`` stays free of torch.
 
-Order, lowest first: errors (and version), graph, data, training, models, evaluation,
+Order, lowest first: errors (and version), graph, data, training, models, evaluation and
+decisions,
 serving, cli. ``models`` builds on ``training`` (networks are trained by its engine; bundles
 live in ``models``), never the reverse. Every import counts: at module level, inside
 functions, and ``"urbanflow.module:Class"`` strings that the registries import by name. Only
@@ -26,6 +27,7 @@ LAYERS = {
     "training": 3,
     "models": 4,
     "evaluation": 5,
+    "decisions": 5,
     "serving": 6,
     "cli": 7,
     "__main__": 7,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.progress import TaskID
 from rich.table import Table
@@ -56,6 +57,7 @@ def datasets_info(name: Annotated[str, typer.Argument(help="Built-in name or pat
     rows = {
         "name": meta.name,
         "quantity": f"{meta.quantity} ({meta.unit or 'no unit'})",
+        "kind": f"{dataset.kind} ({dataset.kind_source})",
         "sensors": dataset.num_sensors,
         "steps": dataset.num_steps,
         "frequency": meta.frequency,
@@ -63,6 +65,10 @@ def datasets_info(name: Annotated[str, typer.Argument(help="Built-in name or pat
         "missing": f"{100 * dataset.missing_fraction():.2f} %",
         "edges": dataset.graph.num_edges,
         "channels": ", ".join(meta.channels),
+        "holidays": " ".join(filter(None, (meta.country, meta.subdivision))) or "none",
+        "capacity": "none"
+        if dataset.sensors.capacity is None
+        else f"{int(np.isfinite(dataset.sensors.capacity).sum())} sensors",
         "null value": meta.null_value,
         "source": meta.source,
         "licence": meta.licence,

@@ -11,6 +11,7 @@ import pandas as pd
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.timegrid import steps_per_day
+from urbanflow.errors import DataError
 
 
 def step_times(dataset: CityDataset, indices: np.ndarray) -> pd.DatetimeIndex:
@@ -55,3 +56,51 @@ def calendar_slots(stamps: pd.DatetimeIndex, step: pd.Timedelta) -> tuple[np.nda
     """
     slot = np.minimum(nanoseconds_of_day(stamps) // step.value, steps_per_day(step) - 1)
     return np.asarray(stamps.day_of_week, dtype=np.int64), slot
+
+
+def holiday_flags(stamps: pd.DatetimeIndex, country: str, subdivision: str = "") -> np.ndarray:
+    """``[k]`` bool: whether each local date is a public holiday (``holidays`` package).
+
+    Parameters
+    ----------
+    stamps
+        ``[k]`` time-zone-aware timestamps; their local date is looked up.
+    country
+        ISO 3166 country code (``US``, ``DE``); empty: no holidays (all False).
+    subdivision
+        State or province code within ``country``; empty: national holidays only.
+    """
+    if not country or len(stamps) == 0:
+        return np.zeros(len(stamps), dtype=bool)
+    import holidays  # imported when a dataset names a country
+
+    dates = stamps.normalize().tz_localize(None)
+    years = range(int(dates.year.min()), int(dates.year.max()) + 1)
+    calendar = holidays.country_holidays(country, subdiv=subdivision or None, years=years)
+    days = pd.DatetimeIndex(sorted(calendar.keys()))
+    return np.asarray(dates.isin(days), dtype=bool)
+
+
+def check_holiday_region(country: str, subdivision: str = "") -> None:
+    """A DataError unless ``holidays`` knows ``country`` (and ``subdivision`` in it).
+
+    Parameters
+    ----------
+    country
+        ISO 3166 country code.
+    subdivision
+        State or province code within it; empty: none.
+    """
+    import holidays
+
+    try:
+        holidays.country_holidays(country, subdiv=subdivision or None)
+    except NotImplementedError:
+        raise DataError(
+            f"country {country!r} has no holiday calendar; give an ISO 3166 code such as "
+            "US, GB or DE (see the holidays package's list)"
+        ) from None
+    except Exception as error:  # holidays raises NotImplementedError/ValueError on subdivisions
+        raise DataError(
+            f"subdivision {subdivision!r} of {country}: {error}; give a valid code or none"
+        ) from None

@@ -13,6 +13,25 @@ from urbanflow.data.timegrid import steps_per_day
 from urbanflow.errors import DataError
 from urbanflow.graph.graph import SensorGraph
 
+FLOW_KINDS = ("level", "count", "occupancy")
+"""What readings are: ``level`` (speed, any real value), ``count`` (non-negative integers per
+step: riders, trips), ``occupancy`` (non-negative integers in a unit of limited ``capacity``:
+beds, berths, spaces)."""
+
+
+def infer_kind(values: np.ndarray) -> str:
+    """``count`` when every present value is a non-negative integer, else ``level``.
+
+    Parameters
+    ----------
+    values
+        Readings of any shape, NaN where missing.
+    """
+    present = values[np.isfinite(values)]
+    if present.size and (present >= 0).all() and (present == np.round(present)).all():
+        return "count"
+    return "level"
+
 
 @dataclass(frozen=True)
 class Sensors:
@@ -30,12 +49,16 @@ class Sensors:
         ``[n]`` degrees east, -180..180; NaN where unknown.
     names
         ``[n]`` display names, or None (the default).
+    capacity
+        ``[n]`` capacity of each unit (beds, berths, spaces), NaN where not given, or None
+        (the default) when no sensor has one.
     """
 
     ids: tuple[str, ...]
     latitude: np.ndarray
     longitude: np.ndarray
     names: tuple[str, ...] | None = None
+    capacity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         ids = tuple(str(i) for i in self.ids)
@@ -71,6 +94,18 @@ class Sensors:
             if len(names) != len(ids):
                 raise DataError(f"sensors: {len(ids)} ids but {len(names)} names")
             object.__setattr__(self, "names", names)
+        if self.capacity is not None:
+            capacity = np.asarray(self.capacity, dtype=np.float64)
+            if capacity.shape != (len(ids),):
+                raise DataError(f"sensors: {len(ids)} ids but {capacity.size} capacities")
+            bad = np.flatnonzero(capacity <= 0)
+            if bad.size:
+                i = bad[0]
+                raise DataError(
+                    f"sensors: capacity {capacity[i]} of sensor {ids[i]!r} is not positive; "
+                    "give a number > 0 or leave the cell empty"
+                )
+            object.__setattr__(self, "capacity", capacity)
 
     @property
     def has_coordinates(self) -> bool:
@@ -108,6 +143,14 @@ class DatasetMetadata:
         Terms of use of the data; default empty.
     channels
         Name of each channel ``c``; default ``('value',)``.
+    kind
+        ``level``, ``count`` or ``occupancy`` (:data:`FLOW_KINDS`) as declared; empty (the
+        default): inferred from the readings (:attr:`CityDataset.kind`).
+    country
+        ISO 3166 code whose public holidays are a calendar feature (``holidays`` package);
+        empty (the default): no holidays.
+    subdivision
+        State or province code within ``country`` (``CA``, ``BY``); empty: national holidays.
     """
 
     name: str
@@ -119,6 +162,15 @@ class DatasetMetadata:
     source: str = ""
     licence: str = ""
     channels: tuple[str, ...] = ("value",)
+    kind: str = ""
+    country: str = ""
+    subdivision: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind and self.kind not in FLOW_KINDS:
+            raise DataError(f"kind {self.kind!r} is unknown; choose one of {', '.join(FLOW_KINDS)}")
+        if self.subdivision and not self.country:
+            raise DataError("a holiday `subdivision` needs its `country`; set both")
 
 
 @dataclass(frozen=True)
@@ -203,6 +255,21 @@ class CityDataset:
         """Grid steps in one day, rounded up (see :func:`timegrid.steps_per_day`)."""
         return steps_per_day(self.step)
 
+    @cached_property
+    def kind(self) -> str:
+        """``level``, ``count`` or ``occupancy``: as declared, else inferred from channel 0."""
+        return self.metadata.kind or infer_kind(self.readings[..., 0])
+
+    @property
+    def kind_source(self) -> str:
+        """``declared`` (dataset.toml) or ``inferred`` (from the readings)."""
+        return "declared" if self.metadata.kind else "inferred"
+
+    @property
+    def non_negative(self) -> bool:
+        """Whether readings can never be negative (counts and occupancies)."""
+        return self.kind in ("count", "occupancy")
+
     def missing_fraction(self) -> float:
         """Share of missing target readings (channel 0)."""
         return float(np.isnan(self.readings[..., 0]).mean())
@@ -223,6 +290,8 @@ class CityDataset:
             self,
             readings=self.readings[start:stop],
             timestamps=self.timestamps[start:stop],
+            # a part keeps the whole series' kind: a slice's own inference could differ
+            metadata=replace(self.metadata, kind=self.kind),
         )
 
     @cached_property

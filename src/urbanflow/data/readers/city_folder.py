@@ -3,9 +3,9 @@
 ```
 my-city/
   readings.csv | readings.parquet   long: timestamp,sensor_id,value  or wide: timestamp,<id>,...
-  sensors.csv                      sensor_id,latitude,longitude[,name]
+  sensors.csv                      sensor_id,latitude,longitude[,name][,capacity]
   edges.csv          (optional)    source,target and distance_m or weight
-  dataset.toml       (optional)    name, quantity, unit, frequency, timezone, null_value, ...
+  dataset.toml       (optional)    name, quantity, unit, frequency, timezone, kind, country, ...
 ```
 See ``docs/data-format.md`` for the rules; every problem raises a one-line ``DataError``
 naming the file, the problem, the first offending row or ids, and the fix.
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from urbanflow.data.dataset import CityDataset, DatasetMetadata, Sensors
+from urbanflow.data.calendar import check_holiday_region
+from urbanflow.data.dataset import FLOW_KINDS, CityDataset, DatasetMetadata, Sensors
 from urbanflow.data.readers.common import first_listed, parse_numbers, read_csv
 from urbanflow.data.timegrid import (
     check_timezone,
@@ -56,6 +57,9 @@ TOML_KEYS = {
     "neighbours": int,
     "kernel_sigma_m": (int, float),
     "kernel_threshold": (int, float),
+    "kind": str,
+    "country": str,
+    "subdivision": str,
 }
 MIN_GRID_FILL = 0.5
 
@@ -183,6 +187,14 @@ def read_settings(folder: Path) -> FolderSettings:
             parse_frequency(values["frequency"])
         if "timezone" in values:
             check_timezone(values["timezone"])
+        if values.get("kind", "") not in ("", *FLOW_KINDS):
+            raise DataError(
+                f"`kind` {values['kind']!r} is unknown; choose one of {', '.join(FLOW_KINDS)}"
+            )
+        if values.get("country"):
+            check_holiday_region(values["country"], values.get("subdivision", ""))
+        elif values.get("subdivision"):
+            raise DataError("`subdivision` needs `country`; set both or neither")
     except DataError as error:
         raise DataError(f"{path.name}: {error}") from None
     graph = {key: values.pop(key) for key in GRAPH_KEYS if key in values}
@@ -224,7 +236,18 @@ def read_sensors(path: Path) -> Sensors:
             )
         coordinates[column] = values
     names = tuple(frame["name"].fillna("").astype(str)) if "name" in frame else None
-    return Sensors(tuple(ids), coordinates["latitude"], coordinates["longitude"], names)
+    capacity = None
+    if "capacity" in frame:
+        capacity = _numeric(frame["capacity"], path, "capacity", frame)
+        bad = capacity <= 0
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(
+                f"{path.name}: capacity {frame['capacity'].iloc[row]!r} of sensor "
+                f"{ids.iloc[row]!r} ({_line(frame, row)}) is not positive; give a number > 0 "
+                "or leave the cell empty"
+            )
+    return Sensors(tuple(ids), coordinates["latitude"], coordinates["longitude"], names, capacity)
 
 
 def read_graph(folder: Path, sensors: Sensors, settings: FolderSettings) -> SensorGraph:
