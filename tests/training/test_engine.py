@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from urbanflow.errors import ConfigError
-from urbanflow.training.engine import TrainingOptions, masked_loss, train
+from urbanflow.training.engine import TrainingOptions, train
+from urbanflow.training.losses import masked_loss
 from urbanflow.training.tensors import Scaler, SeriesTensors
 
 

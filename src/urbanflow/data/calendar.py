@@ -104,3 +104,47 @@ def check_holiday_region(country: str, subdivision: str = "") -> None:
         raise DataError(
             f"subdivision {subdivision!r} of {country}: {error}; give a valid code or none"
         ) from None
+
+
+MIN_WEEKDAY_DAYS = 2  # each weekday seen on at least this many dates before weekdays are used
+
+
+def weekdays_usable(stamps: pd.DatetimeIndex) -> bool:
+    """Whether the steps span every weekday on at least two dates (each weekday is learnable).
+
+    With less (Los-loop's one week), some weekday of the test part is never seen in training
+    and a weekday feature would hold nothing learned for it; models then leave weekdays out.
+
+    Parameters
+    ----------
+    stamps
+        ``[k]`` time-zone-aware timestamps of the training part.
+    """
+    dates = pd.DatetimeIndex(stamps.normalize().unique())
+    counts = np.bincount(np.asarray(dates.day_of_week, dtype=np.int64), minlength=7)
+    return bool((counts >= MIN_WEEKDAY_DAYS).all())
+
+
+def day_types(
+    stamps: pd.DatetimeIndex, weekdays: bool, country: str = "", subdivision: str = ""
+) -> np.ndarray:
+    """``[k]`` int64 day type of each timestamp: what the models' weekday feature reads.
+
+    With ``weekdays``: the local weekday (Monday = 0), a public holiday counting as a Sunday
+    (6). Without: 0 for every day, so the feature holds no weekday (and no holiday) at all.
+
+    Parameters
+    ----------
+    stamps
+        ``[k]`` time-zone-aware timestamps.
+    weekdays
+        Whether weekday features are used (:func:`weekdays_usable` on the training part).
+    country
+        ISO 3166 code of the holiday calendar; empty: no holidays.
+    subdivision
+        State or province code within ``country``; empty: national holidays only.
+    """
+    if not weekdays:
+        return np.zeros(len(stamps), dtype=np.int64)
+    weekday = np.asarray(stamps.day_of_week, dtype=np.int64)
+    return np.where(holiday_flags(stamps, country, subdivision), 6, weekday)

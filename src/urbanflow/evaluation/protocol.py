@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from urbanflow.data.windows import sample_times
 from urbanflow.errors import ConfigError, UnknownNameError
@@ -17,6 +18,32 @@ from urbanflow.errors import ConfigError, UnknownNameError
 DEFAULT_SPLIT = (0.7, 0.1, 0.2)
 DEFAULT_HORIZONS = (3, 6, 12)
 TGCN_HORIZONS = (3, 6, 9, 12)
+# Horizons the default protocol reports, as durations, by the grid's step (the largest is the
+# model's horizon): 15/30/60 minutes ahead for sub-hourly grids (3, 6, 12 steps of 5 minutes:
+# the road-traffic convention), 1/3/6 hours for hourly ones, 1/3/7 days for daily ones.
+HORIZON_DURATIONS = (
+    (pd.Timedelta(hours=1), tuple(pd.Timedelta(minutes=m) for m in (15, 30, 60))),
+    (pd.Timedelta(days=1), tuple(pd.Timedelta(hours=h) for h in (1, 3, 6))),
+    (None, tuple(pd.Timedelta(days=d) for d in (1, 3, 7))),
+)
+
+
+def default_horizons(step: pd.Timedelta | None) -> tuple[int, ...]:
+    """The default protocol's horizons in steps for a grid of ``step`` (:data:`HORIZON_DURATIONS`).
+
+    Each duration becomes ``max(1, round(duration / step))`` steps; duplicates are dropped.
+    ``None``: :data:`DEFAULT_HORIZONS` (3, 6, 12).
+
+    Parameters
+    ----------
+    step
+        The dataset's time step, or None when it is not known.
+    """
+    if step is None:
+        return DEFAULT_HORIZONS
+    durations = next(d for below, d in HORIZON_DURATIONS if below is None or step < below)
+    return tuple(sorted({max(1, round(duration / step)) for duration in durations}))
+
 
 
 @dataclass(frozen=True)
@@ -239,6 +266,7 @@ def make_plan(
     input_len: int = 12,
     horizons: tuple[int, ...] | None = None,
     split: tuple[float, float, float] | None = None,
+    step: pd.Timedelta | None = None,
 ) -> EvaluationPlan:
     """The plan of a named protocol; ``None`` options take the protocol's defaults.
 
@@ -255,10 +283,13 @@ def make_plan(
     split
         ``(train, validation, test)`` fractions for ``default``; ``None`` (default):
         ``(0.7, 0.1, 0.2)``. The ``tgcn`` protocol fixes its split and rejects one.
+    step
+        The dataset's time step: the ``default`` protocol's horizons follow from it
+        (:func:`default_horizons`); ``None`` (default): 3, 6 and 12 steps.
     """
     if protocol == "default":
         return default_plan(
-            num_steps, input_len, horizons or DEFAULT_HORIZONS, split or DEFAULT_SPLIT
+            num_steps, input_len, horizons or default_horizons(step), split or DEFAULT_SPLIT
         )
     if protocol == "tgcn":
         if split is not None:

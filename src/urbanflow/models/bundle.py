@@ -111,6 +111,9 @@ def save_bundle(
         "input_len": model.input_len,
         "horizon": model.horizon,
         "steps_per_day": model.spec_.steps_per_day,
+        "weekdays": model.spec_.weekdays,
+        "loss": model.loss_,
+        "non_negative": model.non_negative_,
         "scaler": asdict(model.scaler_),
         "sensor_ids": list(dataset.sensors.ids),
         "sensors": sensor_rows(dataset),
@@ -122,6 +125,9 @@ def save_bundle(
             "unit": dataset.metadata.unit,
             "frequency": dataset.metadata.frequency,
             "timezone": dataset.metadata.timezone,
+            "kind": dataset.kind,
+            "country": dataset.metadata.country,
+            "subdivision": dataset.metadata.subdivision,
         },
         "protocol": result.plan.protocol,
         "metrics": result.to_json(),
@@ -244,8 +250,15 @@ def load_bundle(directory: Path | str) -> tuple[NeuralForecaster, dict[str, obje
         horizon=model.horizon,
         steps_per_day=int(card["steps_per_day"]),
         graph=graph,
+        weekdays=bool(card.get("weekdays", True)),
     )
-    model.build(spec, Scaler(**card["scaler"]), choose_device())
+    model.build(
+        spec,
+        Scaler(**card["scaler"]),
+        choose_device(),
+        str(card.get("loss") or "mae"),
+        bool(card.get("non_negative", False)),
+    )
     state = {k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")}
     try:
         model.network_.load_state_dict(state)

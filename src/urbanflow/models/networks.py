@@ -67,6 +67,10 @@ class NetworkSpec:
         ``c``, channels of ``x`` (reading and mask).
     graph
         The sensor graph; ``None`` or an empty graph means self loops only.
+    weekdays
+        Whether ``dow`` carries weekdays (default True); False when the training part does not
+        hold every weekday twice (``urbanflow.data.calendar.weekdays_usable``): ``dow`` is then
+        0 throughout and a network leaves its weekday embedding out.
     """
 
     num_sensors: int
@@ -75,6 +79,7 @@ class NetworkSpec:
     steps_per_day: int
     in_channels: int = IN_CHANNELS
     graph: SensorGraph | None = field(default=None, compare=False)
+    weekdays: bool = True
 
     def require_graph(self) -> SensorGraph:
         """The graph, or one of self loops only when the spec has no edges."""

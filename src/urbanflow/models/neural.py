@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from urbanflow.data.calendar import weekdays_usable
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import sample_times
 from urbanflow.errors import ConfigError
@@ -22,8 +23,11 @@ from urbanflow.training.engine import (
     predict_batches,
     train,
 )
+from urbanflow.training.losses import LOSSES, is_distributional
 from urbanflow.training.tensors import Scaler, SeriesTensors
 
+DEFAULT_LOSSES = {"level": "mae", "count": "poisson", "occupancy": "mae"}
+"""The loss a network trains with when none is given, by the data's kind (docs/models.md)."""
 INNER_VALIDATION = 0.1  # share of training samples held out when no validation part is given
 
 
@@ -88,8 +92,10 @@ class NeuralForecaster(Forecaster):
     patience
         Epochs without a better validation MAE before training stops early (default 15).
     loss
-        Training loss on z-scored errors over present targets: ``"mae"`` (default) or
-        ``"huber"``.
+        Training loss over present targets (``urbanflow.training.losses``): ``mae``,
+        ``huber``, ``poisson``, ``negative-binomial`` or ``tweedie``. ``None`` (default): by
+        the data's kind (:data:`DEFAULT_LOSSES`): ``mae`` for levels and occupancies,
+        ``poisson`` for counts, whose forecast is then the Poisson mean.
     seed
         Seed of weight initialisation and sample order (default 0); network ``m`` of the
         ensemble uses ``seed·ensemble + m``, so different seeds never share a network.
@@ -112,7 +118,7 @@ class NeuralForecaster(Forecaster):
         learning_rate: float = 2e-3,
         weight_decay: float = 1e-4,
         patience: int = 15,
-        loss: str = "mae",
+        loss: str | None = None,
         seed: int = 0,
         ensemble: int = 1,
     ) -> None:
@@ -147,8 +153,9 @@ class NeuralForecaster(Forecaster):
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             patience=self.patience,
-            loss=self.loss,
+            loss=self.loss_,
             seed=self.member_seed(member),
+            non_negative=self.non_negative_,
         )
 
     def member_seed(self, member: int) -> int:
@@ -161,7 +168,14 @@ class NeuralForecaster(Forecaster):
         """
         return self.seed * self.ensemble + member
 
-    def build(self, spec: NetworkSpec, scaler: Scaler, device: torch.device) -> None:
+    def build(
+        self,
+        spec: NetworkSpec,
+        scaler: Scaler,
+        device: torch.device,
+        loss: str = "mae",
+        non_negative: bool = False,
+    ) -> None:
         """Create the (untrained) networks for ``spec``: used by fit and by bundle loading.
 
         Parameters
@@ -172,16 +186,29 @@ class NeuralForecaster(Forecaster):
             Z-score of the target channel (training mean and std), kept as ``scaler_``.
         device
             Torch device the networks are moved to (``choose_device()``: CUDA when present).
+        loss
+            The training loss (resolved, never None), kept as ``loss_``; the
+            negative-binomial loss gives each network a ``log_dispersion [n]`` parameter.
+        non_negative
+            Whether forecasts are floored at 0 (counts and occupancies), kept as
+            ``non_negative_``.
         """
+        if loss not in LOSSES:
+            raise ConfigError(f"loss {loss!r} is unknown; choose one of {', '.join(LOSSES)}")
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be at least 1, got {self.ensemble}")
         self.spec_ = spec
         self.scaler_ = scaler
         self.device_ = device
+        self.loss_ = loss
+        self.non_negative_ = non_negative
         members = []
         for member in range(self.ensemble):
             torch.manual_seed(self.member_seed(member))
-            members.append(build_network(self.network, spec, self.network_options))
+            network = build_network(self.network, spec, self.network_options)
+            if loss == "negative-binomial":
+                network.log_dispersion = nn.Parameter(torch.zeros(spec.num_sensors))
+            members.append(network)
         self.network_ = Ensemble(members).to(device)
 
     def parameter_count(self) -> int:
@@ -197,12 +224,22 @@ class NeuralForecaster(Forecaster):
             horizon=self.horizon,
             steps_per_day=dataset.steps_per_day,
             graph=dataset.graph,
+            weekdays=weekdays_usable(dataset.timestamps),
         )
-        self.build(spec, Scaler.fit(dataset.readings[..., 0]), device)
-        train_series = SeriesTensors.build(dataset, self.scaler_, self.horizon, device)
+        loss = self.loss or DEFAULT_LOSSES[dataset.kind]
+        if is_distributional(loss) and not dataset.non_negative:
+            raise ConfigError(
+                f"the {loss} loss fits counts, but {dataset.metadata.name} holds {dataset.kind} "
+                "readings (negative values are possible); use mae or huber, or declare "
+                'kind = "count" in dataset.toml'
+            )
+        self.build(
+            spec, Scaler.fit(dataset.readings[..., 0]), device, loss, dataset.non_negative
+        )
+        train_series = self.series(dataset)
         train_times = sample_times(dataset.num_steps, self.input_len, self.horizon)
         if validation is not None:
-            validation_series = SeriesTensors.build(validation, self.scaler_, self.horizon, device)
+            validation_series = self.series(validation)
             validation_times = sample_times(validation.num_steps, self.input_len, self.horizon)
         else:  # hold out the last samples, with a gap of H so no target is shared
             held = max(1, int(len(train_times) * INNER_VALIDATION))
@@ -241,6 +278,29 @@ class NeuralForecaster(Forecaster):
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         if times.size == 0:
             return np.zeros((0, self.horizon, dataset.num_sensors), dtype=np.float32)
-        series = SeriesTensors.build(dataset, self.scaler_, self.horizon, self.device_)
-        forecast = predict_batches(self.network_, series, times, self.input_len, self.scaler_)
-        return forecast.numpy()
+        series = self.series(dataset)
+        forecasts = [  # each member's own forecast (its mean), then their average
+            predict_batches(
+                member,
+                series,
+                times,
+                self.input_len,
+                self.scaler_,
+                loss=self.loss_,
+                non_negative=self.non_negative_,
+            )
+            for member in self.network_.members
+        ]
+        return torch.stack(forecasts).mean(dim=0).numpy()
+
+    def series(self, dataset: CityDataset) -> SeriesTensors:
+        """``dataset`` as tensors on the model's device, with its scaler and weekday rule.
+
+        Parameters
+        ----------
+        dataset
+            Readings of the sensors the model was built for.
+        """
+        return SeriesTensors.build(
+            dataset, self.scaler_, self.horizon, self.device_, self.spec_.weekdays
+        )

@@ -71,9 +71,9 @@ class STID(nn.Module):
     tod_dim
         Width of the time-of-day embedding over ``spec.steps_per_day`` slots (default 32).
     dow_dim
-        Width of the day-of-week embedding over 7 days (default 32); 0 leaves it out, for data
-        spanning less than two weeks, where some weekdays are never seen in training and their
-        embedding would stay at its random start.
+        Width of the day-of-week embedding over 7 days (default 32); 0 leaves it out. It is
+        left out too when ``spec.weekdays`` is False (the training part does not hold every
+        weekday twice, so some weekday's embedding would stay at its random start).
     num_layers
         Residual MLP layers (default 3).
     dropout
@@ -110,6 +110,7 @@ class STID(nn.Module):
             self.register_buffer("walk", forward_walk, persistent=False)
         self.node = nn.Parameter(torch.empty(spec.num_sensors, node_dim))
         self.tod = nn.Embedding(spec.steps_per_day, tod_dim)
+        dow_dim = dow_dim if spec.weekdays else 0
         self.dow = nn.Embedding(7, dow_dim) if dow_dim > 0 else None
         hidden = embed_dim + node_dim + tod_dim + dow_dim
         self.encoder = nn.Sequential(*(ResidualMLP(hidden, dropout) for _ in range(num_layers)))

@@ -61,6 +61,9 @@ class LiveModel:
             unit=str(described.get("unit", "")),
             frequency=str(described["frequency"]),
             timezone=str(described.get("timezone", "UTC")),
+            kind=str(described.get("kind", "")),
+            country=str(described.get("country", "")),
+            subdivision=str(described.get("subdivision", "")),
         )
         digest = hashlib.sha256((model_dir / WEIGHTS).read_bytes()).hexdigest()
         return cls(

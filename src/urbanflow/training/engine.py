@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from urbanflow.errors import ConfigError
+from urbanflow.training.losses import LOSSES, forecast_from_output, masked_loss
 from urbanflow.training.tensors import Scaler, SeriesTensors
-
-LOSSES = ("mae", "huber")
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,7 @@ class TrainingOptions:
     patience: int = 15
     loss: str = "mae"
     seed: int = 0
+    non_negative: bool = False
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -81,16 +81,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def masked_loss(
-    forecast: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str
-) -> torch.Tensor:
-    """Mean error over present targets only (``mask`` 1 = present)."""
-    error = (forecast - target) * mask
-    if kind == "huber":
-        per_item = nn.functional.huber_loss(error, torch.zeros_like(error), reduction="none")
-    else:
-        per_item = error.abs()
-    return per_item.sum() / mask.sum().clamp_min(1.0)
+def dispersion_of(network: nn.Module) -> torch.Tensor | None:
+    """The network's ``log_dispersion [n]`` parameter (negative-binomial loss), else None."""
+    return getattr(network, "log_dispersion", None)
 
 
 def predict_batches(
@@ -100,15 +93,20 @@ def predict_batches(
     input_len: int,
     scaler: Scaler,
     batch_size: int = 256,
+    loss: str = "mae",
+    non_negative: bool = False,
 ) -> torch.Tensor:
-    """``[b H n]`` forecasts in the original unit for samples at ``times``."""
+    """``[b H n]`` forecasts in the original unit for samples at ``times``: the fitted mean for
+    a distributional ``loss``, never below 0 when ``non_negative``."""
     network.eval()
     device = series.values.device
     out = []
     with torch.no_grad():
         for start in range(0, len(times), batch_size):
             batch = torch.as_tensor(times[start : start + batch_size], device=device)
-            out.append(scaler.inverse(network(*series.inputs(batch, input_len))).cpu())
+            raw = scaler.inverse(network(*series.inputs(batch, input_len)))
+            forecast = forecast_from_output(raw, loss)
+            out.append((forecast.clamp_min(0.0) if non_negative else forecast).cpu())
     return torch.cat(out)
 
 
@@ -119,8 +117,12 @@ def validation_mae(
     input_len: int,
     horizon: int,
     scaler: Scaler,
+    loss: str = "mae",
+    non_negative: bool = False,
 ) -> float:
-    forecast = predict_batches(network, series, times, input_len, scaler)
+    forecast = predict_batches(
+        network, series, times, input_len, scaler, loss=loss, non_negative=non_negative
+    )
     target, mask = series.targets(torch.as_tensor(times, device=series.values.device), horizon)
     target, mask = target.cpu(), mask.cpu()
     return float(((forecast - target).abs() * mask).sum() / mask.sum().clamp_min(1.0))
@@ -169,8 +171,8 @@ def train(
         for start in range(0, len(order), options.batch_size):
             batch = order[start : start + options.batch_size].to(device)
             target, mask = train_series.targets(batch, horizon)
-            forecast = scaler.inverse(network(*train_series.inputs(batch, input_len)))
-            loss = masked_loss(forecast / scaler.std, target / scaler.std, mask, options.loss)
+            raw = scaler.inverse(network(*train_series.inputs(batch, input_len)))
+            loss = masked_loss(raw, target, mask, options.loss, scaler.std, dispersion_of(network))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), options.clip_norm)
@@ -180,7 +182,14 @@ def train(
             count += batch.numel()
         if validation_series is not None and len(validation_times):
             val = validation_mae(
-                network, validation_series, validation_times, input_len, horizon, scaler
+                network,
+                validation_series,
+                validation_times,
+                input_len,
+                horizon,
+                scaler,
+                options.loss,
+                options.non_negative,
             )
         else:
             val = math.nan

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from urbanflow.data.calendar import calendar_slots, step_times
+from urbanflow.data.calendar import calendar_slots, day_types, step_times
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import input_offsets, target_offsets
 
@@ -53,14 +53,22 @@ class SeriesTensors:
 
     @classmethod
     def build(
-        cls, dataset: CityDataset, scaler: Scaler, horizon: int, device: torch.device
+        cls,
+        dataset: CityDataset,
+        scaler: Scaler,
+        horizon: int,
+        device: torch.device,
+        weekdays: bool = True,
     ) -> SeriesTensors:
+        """The tensors of ``dataset``; ``dow`` holds day types (:func:`calendar.day_types`):
+        weekdays with holidays as Sundays, or 0 throughout when ``weekdays`` is False."""
         readings = dataset.readings[..., 0]
         present = ~np.isnan(readings)
         scaled = np.where(present, scaler.transform(np.nan_to_num(readings)), 0.0)
-        weekday, slot = calendar_slots(
-            step_times(dataset, np.arange(dataset.num_steps + horizon)), dataset.step
-        )
+        stamps = step_times(dataset, np.arange(dataset.num_steps + horizon))
+        _, slot = calendar_slots(stamps, dataset.step)
+        meta = dataset.metadata
+        weekday = day_types(stamps, weekdays, meta.country, meta.subdivision)
         return cls(
             values=torch.as_tensor(scaled, dtype=torch.float32, device=device),
             present=torch.as_tensor(present, dtype=torch.float32, device=device),
