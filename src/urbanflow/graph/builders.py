@@ -74,6 +74,40 @@ def haversine_m(
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+def nearest_neighbours(
+    latitude: np.ndarray, longitude: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``([n k'], [n k'])``: each point's ``k' = min(k, n - 1)`` nearest other points (indices,
+    nearest first) and their haversine distances in metres.
+
+    O(n log n) via a k-d tree on unit vectors (chord order equals great-circle order).
+
+    Parameters
+    ----------
+    latitude, longitude
+        ``[n]`` degrees, all finite.
+    k
+        Neighbours wanted per point, ≥ 1.
+    """
+    lat = np.asarray(latitude, dtype=np.float64)
+    lon = np.asarray(longitude, dtype=np.float64)
+    k = min(k, lat.size - 1)
+    if k < 1:
+        empty = np.zeros((lat.size, 0))
+        return empty.astype(np.int64), empty
+    points = _unit_vectors(lat, lon)
+    _, found = cKDTree(points).query(points, k=k + 1)
+    # a point is its own nearest unless another sits on it: drop itself wherever it landed
+    own = found == np.arange(lat.size)[:, None]
+    keep = np.where(own.any(axis=1)[:, None], ~own, np.arange(k + 1)[None, :] < k)
+    neighbours = found[keep].reshape(lat.size, k)
+    sources = np.repeat(np.arange(lat.size), k)
+    distances = haversine_m(
+        lat[sources], lon[sources], lat[neighbours.ravel()], lon[neighbours.ravel()]
+    )
+    return neighbours.astype(np.int64), distances.reshape(lat.size, k)
+
+
 def knn_graph(
     latitude: np.ndarray,
     longitude: np.ndarray,
@@ -90,13 +124,10 @@ def knn_graph(
     num_sensors = len(latitude)
     if num_sensors < 2:
         return SensorGraph.empty(num_sensors)
-    k = min(k, num_sensors - 1)
-    points = _unit_vectors(latitude, longitude)
-    _, neighbours = cKDTree(points).query(points, k=k + 1)
-    sources = np.repeat(np.arange(num_sensors), k)
-    targets = neighbours[:, 1:].ravel()
-    lat, lon = np.asarray(latitude), np.asarray(longitude)
-    distances = haversine_m(lat[sources], lon[sources], lat[targets], lon[targets])
+    neighbours, found = nearest_neighbours(latitude, longitude, k)
+    sources = np.repeat(np.arange(num_sensors), neighbours.shape[1])
+    targets = neighbours.ravel()
+    distances = found.ravel()
     both_src = np.concatenate([sources, targets])
     both_dst = np.concatenate([targets, sources])
     both_d = np.concatenate([distances, distances])
