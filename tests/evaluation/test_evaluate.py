@@ -102,3 +102,19 @@ def test_results_file_has_the_protocol_keys(los_loop):
     }
     assert [h["minutes"] for h in payload["horizons"]] == [15, 30, 60]
     assert payload["split"] == [0.7, 0.1, 0.2]
+
+
+def test_results_and_protocol_text_say_the_kind_and_the_mape_threshold(los_loop):
+    from urbanflow.evaluation.report import describe_protocol, horizon_table
+
+    plan = default_plan(los_loop.num_steps)
+    result = evaluate(make_model("last-value"), los_loop, plan, mape_threshold=5.0)
+    payload = result.to_json()
+    assert payload["kind"] == los_loop.kind and payload["kind_source"] == los_loop.kind_source
+    assert payload["mape_above_threshold"] == 5.0
+    assert {"mape", "mape_above", "wmape"} <= payload["average"].keys()
+    text = describe_protocol(plan, los_loop, result.mape_threshold)
+    assert f"kind {los_loop.kind} ({los_loop.kind_source})" in text and "mape≥5" in text
+    assert "mape≥5" in [c.header for c in horizon_table(result).columns]
+    default = evaluate(make_model("last-value"), los_loop, plan).to_json()
+    assert default["mape_above_threshold"] == 1.0

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from urbanflow.cli.common import LEVELS_HELP, console, epoch_progress, progress_bar
+from urbanflow.cli.common import (
+    LEVELS_HELP,
+    MAPE_THRESHOLD_HELP,
+    console,
+    epoch_progress,
+    progress_bar,
+)
 from urbanflow.data.catalog import load_dataset
 from urbanflow.errors import ConfigError
 from urbanflow.evaluation.benchmark import planned_runs, run_one, write_leaderboard
@@ -32,6 +38,7 @@ def register(app: typer.Typer) -> None:
         levels: Annotated[str, typer.Option(help=LEVELS_HELP)] = ",".join(
             f"{level:g}" for level in DEFAULT_LEVELS
         ),
+        mape_threshold: Annotated[float | None, typer.Option(help=MAPE_THRESHOLD_HELP)] = None,
     ) -> None:
         """Train and evaluate each model (and seed); finished runs are kept and skipped."""
         if seeds < 1:
@@ -51,9 +58,11 @@ def register(app: typer.Typer) -> None:
             for run in todo:
                 label = run.model + ("" if run.seed is None else f" seed {run.seed}")
                 task, on_epoch = epoch_progress(bar, label)
-                run_one(run, data, plan, time_budget, on_epoch, parse_levels(levels))
+                run_one(
+                    run, data, plan, time_budget, on_epoch, parse_levels(levels), mape_threshold
+                )
                 bar.remove_task(task)
                 bar.advance(overall)
-        markdown = write_leaderboard(folder, describe_protocol(plan, data))
+        markdown = write_leaderboard(folder, describe_protocol(plan, data, mape_threshold))
         console.print(markdown)
         console.print(f"Leaderboard written to [bold]{folder / 'leaderboard.md'}[/] and .json")

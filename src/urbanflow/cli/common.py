@@ -34,6 +34,9 @@ def training_options(
 
 
 LEVELS_HELP = "Interval levels in percent, e.g. 80,90,95 (none: point forecasts only)."
+MAPE_THRESHOLD_HELP = (
+    "mape_above counts targets at or above this value, in the data's unit (default 1)."
+)
 
 
 def print_result(
@@ -41,7 +44,7 @@ def print_result(
 ) -> None:
     """The protocol in words, the metrics table and, when scored, the intervals table (or why
     the ``levels`` asked for could not be scored)."""
-    console.print(describe_protocol(result.plan, dataset), style="dim")
+    console.print(describe_protocol(result.plan, dataset, result.mape_threshold), style="dim")
     console.print(horizon_table(result))
     if result.levels:
         console.print(interval_table(result))

@@ -9,6 +9,7 @@ import typer
 
 from urbanflow.cli.common import (
     LEVELS_HELP,
+    MAPE_THRESHOLD_HELP,
     console,
     epoch_progress,
     print_result,
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
         levels: Annotated[str, typer.Option(help=LEVELS_HELP)] = ",".join(
             f"{level:g}" for level in DEFAULT_LEVELS
         ),
+        mape_threshold: Annotated[float | None, typer.Option(help=MAPE_THRESHOLD_HELP)] = None,
     ) -> None:
         """Fit a model on the training part and score it on the test part."""
         interval_levels = parse_levels(levels)
@@ -74,7 +76,14 @@ def register(app: typer.Typer) -> None:
             if model_dir is not None:
                 _, on_samples = sample_progress(bar, str(model_dir))
                 result = rescore_bundle(
-                    fitted, card, data, plan, str(model_dir), on_samples, interval_levels
+                    fitted,
+                    card,
+                    data,
+                    plan,
+                    str(model_dir),
+                    on_samples,
+                    interval_levels,
+                    mape_threshold,
                 )
             else:
                 label = f"{model} ({plan.protocol})"
@@ -88,6 +97,7 @@ def register(app: typer.Typer) -> None:
                     progress=on_samples,
                     fit_progress=on_epoch,
                     levels=interval_levels,
+                    mape_threshold=mape_threshold,
                 )
         print_result(result, data, interval_levels)
         if output:

@@ -17,7 +17,7 @@ import numpy as np
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult, evaluate
-from urbanflow.evaluation.metrics import METRIC_NAMES, level_label
+from urbanflow.evaluation.metrics import METRIC_NAMES, level_label, metric_label
 from urbanflow.evaluation.protocol import EvaluationPlan
 from urbanflow.evaluation.report import write_json
 from urbanflow.models.base import FitProgress, Forecaster
@@ -101,6 +101,7 @@ def run_one(
     time_budget_min: float | None,
     fit_progress: FitProgress | None = None,
     levels: Sequence[float] = (),
+    mape_threshold: float | None = None,
 ) -> dict[str, object]:
     """Fit and score one run, add timings and training history, and write its results file.
 
@@ -120,6 +121,8 @@ def run_one(
         Called with (epoch, epochs, status) while training; ``None`` (default): silent.
     levels
         Interval levels in percent to score (default: none).
+    mape_threshold
+        ``mape_above`` threshold; ``None`` (default): the default for the dataset's kind.
     """
     options: dict[str, object] = {}
     if run.seed is not None:
@@ -128,7 +131,13 @@ def run_one(
             options["time_budget_min"] = time_budget_min
     model = make_model(run.model, input_len=plan.input_len, horizon=plan.horizon, **options)
     result: EvaluationResult = evaluate(
-        model, dataset, plan, run.model, fit_progress=fit_progress, levels=levels
+        model,
+        dataset,
+        plan,
+        run.model,
+        fit_progress=fit_progress,
+        levels=levels,
+        mape_threshold=mape_threshold,
     )
     payload = result.to_json()
     payload["seed"] = run.seed
@@ -191,6 +200,12 @@ def leaderboard(results: Sequence[dict[str, object]]) -> list[dict[str, object]]
                 "horizons": horizons,
                 "average_mae": float(np.mean(averages)),
                 "average_mae_std": float(np.std(averages)),
+                "average_mape_above": float(
+                    np.mean([_number(r["average"].get("mape_above")) for r in runs])
+                ),
+                "mape_above_threshold": runs[0].get("mape_above_threshold"),
+                "kind": runs[0].get("kind"),
+                "kind_source": runs[0].get("kind_source"),
                 "validation_mae": float(np.mean([float(r["validation"]["mae"]) for r in runs])),
                 "parameters": runs[0]["parameters"],
                 "train_seconds": float(np.mean([float(r["train_seconds"]) for r in runs])),
@@ -238,17 +253,23 @@ def leaderboard_markdown(rows: Sequence[dict[str, object]], caption: str) -> str
     if not rows:
         return caption + "\n\n(no finished runs)\n"
     head = " | ".join(f"{h['minutes']:g} min MAE / RMSE" for h in rows[0]["horizons"])
+    threshold = rows[0].get("mape_above_threshold")
+    mape_head = "avg " + (
+        "mape_above" if threshold is None else metric_label("mape_above", float(threshold))
+    )
     lines = [
         caption,
         "",
-        f"| model | runs | {head} | avg MAE | val MAE | parameters | train s | ms / batch |",
-        "|---" * (len(rows[0]["horizons"]) + 7) + "|",
+        f"| model | runs | {head} | avg MAE | {mape_head} | val MAE | parameters | train s "
+        "| ms / batch |",
+        "|---" * (len(rows[0]["horizons"]) + 8) + "|",
     ]
     for row in rows:
         cells = " | ".join(_cell(h, row["runs"]) for h in row["horizons"])
         lines.append(
             f"| {row['model']} | {row['runs']} | {cells} | {row['average_mae']:.3f} | "
-            f"{row['validation_mae']:.3f} | {row['parameters']:,} | {row['train_seconds']:.1f} | "
+            f"{row['average_mape_above']:.4f} | {row['validation_mae']:.3f} | "
+            f"{row['parameters']:,} | {row['train_seconds']:.1f} | "
             f"{row['inference_ms_per_batch']:.1f} |"
         )
     levels = rows[0]["levels"]

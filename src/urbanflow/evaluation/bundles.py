@@ -106,6 +106,7 @@ def rescore_bundle(
     label: str,
     progress: SampleProgress | None = None,
     levels: Sequence[float] = (),
+    mape_threshold: float | None = None,
 ) -> EvaluationResult:
     """Score a loaded bundle again under ``plan``, after the checks that keep it honest.
 
@@ -126,9 +127,19 @@ def rescore_bundle(
     levels
         Interval levels in percent to score, calibrated on this plan's validation samples
         (default: none).
+    mape_threshold
+        ``mape_above`` threshold; ``None`` (default): the default for the dataset's kind.
     """
     require_same_sensors(model.sensor_ids_, dataset, label)
     if plan.horizon > model.horizon:
         raise DataError(f"{label}: the model forecasts {model.horizon} steps, fewer than asked")
     require_unseen_test(card, dataset, plan, label)
-    return score_fitted(model, dataset, plan, str(card["model"]), progress, levels=levels)
+    return score_fitted(
+        model,
+        dataset,
+        plan,
+        str(card["model"]),
+        progress,
+        levels=levels,
+        mape_threshold=mape_threshold,
+    )

@@ -11,7 +11,7 @@ import numpy as np
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import batches, target_windows
 from urbanflow.evaluation.intervals import calibrate_on_validation, interval_metrics
-from urbanflow.evaluation.metrics import ErrorTotals
+from urbanflow.evaluation.metrics import ErrorTotals, default_mape_threshold
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import FitProgress, Forecaster
 from urbanflow.models.conformal import Calibration
@@ -38,7 +38,8 @@ class HorizonScore:
     samples
         Sample times scored.
     metrics
-        ``mae``, ``rmse``, ``mape``, ``wmape``, ``accuracy``, ``tgcn_accuracy`` (in the unit of
+        ``mae``, ``rmse``, ``mape``, ``mape_above``, ``wmape``, ``accuracy``, ``tgcn_accuracy``
+        (in the unit of
         the readings where they have one; NaN when no target was present) and ``count``, the
         present targets.
     """
@@ -89,6 +90,12 @@ class EvaluationResult:
     calibration
         The conformal calibration at the first test sample (``None`` without validation
         samples); model bundles store it. Not part of ``to_json``.
+    kind
+        What the readings are (``level``, ``count``, ``occupancy``; default: empty, unknown).
+    kind_source
+        ``declared`` (in the dataset's metadata) or ``inferred`` from the readings.
+    mape_threshold
+        ``mape_above`` is the MAPE over targets at or above this value (default 1.0).
     """
 
     dataset: str
@@ -106,6 +113,9 @@ class EvaluationResult:
     fingerprint: str = ""
     levels: tuple[float, ...] = ()
     calibration: Calibration | None = field(default=None, compare=False, repr=False)
+    kind: str = ""
+    kind_source: str = ""
+    mape_threshold: float = 1.0
 
     def to_json(self) -> dict[str, object]:
         def clean(metrics: dict[str, float]) -> dict[str, float | None]:
@@ -123,6 +133,9 @@ class EvaluationResult:
             "test_samples": self.plan.test_samples,
             "null_value": self.null_value,
             "unit": self.unit,
+            "kind": self.kind,
+            "kind_source": self.kind_source,
+            "mape_above_threshold": self.mape_threshold,
             "horizons": [
                 {"steps": h.steps, "minutes": h.minutes, "samples": h.samples, **clean(h.metrics)}
                 for h in self.horizons
@@ -165,6 +178,7 @@ def evaluate(
     progress: SampleProgress | None = None,
     fit_progress: FitProgress | None = None,
     levels: Sequence[float] = (),
+    mape_threshold: float | None = None,
 ) -> EvaluationResult:
     """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples.
 
@@ -186,6 +200,9 @@ def evaluate(
         Called with (epoch, epochs, status) while training; ``None`` (default): silent.
     levels
         Interval levels in percent to score (default: none, point metrics only).
+    mape_threshold
+        ``mape_above`` counts targets at or above it; ``None`` (default): the default for the
+        dataset's kind (``metrics.default_mape_threshold``).
     """
     started = time.perf_counter()
     model.fit(
@@ -194,7 +211,9 @@ def evaluate(
         progress=fit_progress,
     )
     train_seconds = time.perf_counter() - started
-    return score_fitted(model, dataset, plan, model_name, progress, train_seconds, levels)
+    return score_fitted(
+        model, dataset, plan, model_name, progress, train_seconds, levels, mape_threshold
+    )
 
 
 def evaluate_by_name(
@@ -205,6 +224,7 @@ def evaluate_by_name(
     progress: SampleProgress | None = None,
     fit_progress: FitProgress | None = None,
     levels: Sequence[float] = (),
+    mape_threshold: float | None = None,
 ) -> tuple[EvaluationResult, Forecaster]:
     """Make the registry model ``model_name`` for ``plan``, then ``evaluate`` it.
 
@@ -224,13 +244,17 @@ def evaluate_by_name(
         Called with (epoch, epochs, status) while training.
     levels
         Interval levels in percent to score (default: none).
+    mape_threshold
+        ``mape_above`` threshold; ``None`` (default): the default for the dataset's kind.
 
     Returns the result and the fitted model.
     """
     model = make_model(
         model_name, input_len=plan.input_len, horizon=plan.horizon, **(hyperparameters or {})
     )
-    result = evaluate(model, dataset, plan, model_name, progress, fit_progress, levels)
+    result = evaluate(
+        model, dataset, plan, model_name, progress, fit_progress, levels, mape_threshold
+    )
     return result, model
 
 
@@ -242,6 +266,7 @@ def score_fitted(
     progress: SampleProgress | None = None,
     train_seconds: float = 0.0,
     levels: Sequence[float] = (),
+    mape_threshold: float | None = None,
 ) -> EvaluationResult:
     """Score a fitted ``model`` on the plan's validation and test samples.
 
@@ -262,12 +287,17 @@ def score_fitted(
     levels
         Interval levels in percent to score (default: none). The conformal calibration is
         made in any case when the plan has validation samples.
+    mape_threshold
+        ``mape_above`` counts targets at or above it; ``None`` (default): the default for the
+        dataset's kind (``metrics.default_mape_threshold``).
     """
+    if mape_threshold is None:
+        mape_threshold = default_mape_threshold(dataset.kind)
     validation = ScoreGroup(
         "validation", plan.horizon, plan.validation_times, tuple(range(1, plan.horizon + 1))
     )
     groups = (*plan.test_groups, plan.average, validation)
-    totals = [ErrorTotals(max(g.steps)) for g in groups]
+    totals = [ErrorTotals(max(g.steps), mape_threshold) for g in groups]
     times = np.unique(np.concatenate([plan.test_times, plan.validation_times]))
     started = time.perf_counter()
     done = 0
@@ -312,4 +342,7 @@ def score_fitted(
         fingerprint=dataset.fingerprint,
         levels=tuple(levels) if calibration is not None else (),
         calibration=calibration,
+        kind=dataset.kind,
+        kind_source=dataset.kind_source,
+        mape_threshold=float(mape_threshold),
     )

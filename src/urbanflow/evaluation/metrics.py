@@ -8,12 +8,44 @@ per step, pooled over several steps, and accumulated batch by batch in O(h) memo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-METRIC_NAMES = ("mae", "rmse", "mape", "wmape", "accuracy")
+METRIC_NAMES = ("mae", "rmse", "mape", "mape_above", "wmape", "accuracy")
 """The metrics every report and leaderboard shows, in order (``tgcn_accuracy`` is added
 under the tgcn protocol)."""
+
+MAPE_THRESHOLDS = {"level": 1.0, "count": 1.0, "occupancy": 1.0}
+"""Default threshold of ``mape_above`` per kind of data, in the data's unit: one unit for
+every kind. Count and occupancy data are full of zeros and ones, whose percentage errors
+swamp any mean; for level data (speeds) one unit leaves out only standstill readings."""
+
+
+def default_mape_threshold(kind: str) -> float:
+    """The ``mape_above`` threshold used for data of ``kind`` when none is given.
+
+    Parameters
+    ----------
+    kind
+        ``level``, ``count`` or ``occupancy`` (``CityDataset.kind``).
+    """
+    return MAPE_THRESHOLDS.get(kind, 1.0)
+
+
+def metric_label(name: str, mape_threshold: float) -> str:
+    """A metric's column header: its name, ``mape≥1`` for ``mape_above`` at threshold 1.
+
+    Parameters
+    ----------
+    name
+        A name of :data:`METRIC_NAMES` (or ``tgcn_accuracy``).
+    mape_threshold
+        The threshold ``mape_above`` was computed with.
+    """
+    if name == "mape_above":
+        return f"mape≥{mape_threshold:g}"
+    return name.replace("_accuracy", " acc")
 
 
 def present(targets: np.ndarray, null_value: float | None = None) -> np.ndarray:
@@ -41,6 +73,9 @@ class ErrorTotals:
     ----------
     steps
         ``h``, horizon steps tracked; ``add`` takes forecasts of exactly this many steps.
+    mape_threshold
+        ``θ``: ``mape_above`` is the MAPE over present targets ``y ≥ θ`` (and ``y ≠ 0``)
+        (default 1.0, one unit).
 
     Attributes
     ----------
@@ -58,9 +93,14 @@ class ErrorTotals:
         Sum of ``|y - ŷ| / |y|`` over present non-zero targets.
     ape_count
         Present non-zero targets (the MAPE denominator).
+    ape_above
+        Sum of ``|y - ŷ| / |y|`` over present targets ``y ≥ θ``, ``y ≠ 0``.
+    ape_above_count
+        Those targets (the ``mape_above`` denominator).
     """
 
     steps: int
+    mape_threshold: float = 1.0
     count: np.ndarray = field(init=False)
     abs_error: np.ndarray = field(init=False)
     sq_error: np.ndarray = field(init=False)
@@ -68,17 +108,23 @@ class ErrorTotals:
     sq_target: np.ndarray = field(init=False)
     ape: np.ndarray = field(init=False)
     ape_count: np.ndarray = field(init=False)
+    ape_above: np.ndarray = field(init=False)
+    ape_above_count: np.ndarray = field(init=False)
+
+    SUMS: ClassVar[tuple[str, ...]] = (
+        "count",
+        "abs_error",
+        "sq_error",
+        "abs_target",
+        "sq_target",
+        "ape",
+        "ape_count",
+        "ape_above",
+        "ape_above_count",
+    )
 
     def __post_init__(self) -> None:
-        for name in (
-            "count",
-            "abs_error",
-            "sq_error",
-            "abs_target",
-            "sq_target",
-            "ape",
-            "ape_count",
-        ):
+        for name in self.SUMS:
             setattr(self, name, np.zeros(self.steps, dtype=np.float64))
 
     def add(
@@ -108,6 +154,9 @@ class ErrorTotals:
         ratio = np.divide(np.abs(error), np.abs(y), out=np.zeros_like(y), where=nonzero)
         self.ape += ratio.sum(axis=(0, 2))
         self.ape_count += nonzero.sum(axis=(0, 2))
+        above = nonzero & (y >= self.mape_threshold)
+        self.ape_above += np.where(above, ratio, 0.0).sum(axis=(0, 2))
+        self.ape_above_count += above.sum(axis=(0, 2))
 
     def pooled(self, steps: list[int] | range) -> dict[str, float]:
         """Metrics over the 1-based ``steps`` taken together.
@@ -118,20 +167,20 @@ class ErrorTotals:
             1-based horizon steps to pool, e.g. ``[3]`` or ``range(1, 13)``.
         """
         index = np.asarray(list(steps)) - 1
-        sums = {
-            name: float(getattr(self, name)[index].sum()) for name in vars(self) if name != "steps"
-        }
+        sums = {name: float(getattr(self, name)[index].sum()) for name in self.SUMS}
         return metrics_from_sums(sums)
 
 
 def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
-    """mae, rmse, mape, wmape, accuracy (= 1 - wmape) and T-GCN's Frobenius accuracy.
+    """mae, rmse, mape, mape_above, wmape, accuracy (= 1 - wmape) and T-GCN's Frobenius
+    accuracy.
 
     Parameters
     ----------
     sums
-        Totals pooled over the steps wanted, keyed like the fields of ``ErrorTotals`` (``count``,
-        ``abs_error``, ``sq_error``, ``abs_target``, ``sq_target``, ``ape``, ``ape_count``).
+        Totals pooled over the steps wanted, keyed like ``ErrorTotals.SUMS`` (``count``,
+        ``abs_error``, ``sq_error``, ``abs_target``, ``sq_target``, ``ape``, ``ape_count``,
+        ``ape_above``, ``ape_above_count``).
     """
     count = sums["count"]
     if count == 0:
@@ -140,6 +189,7 @@ def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
             "mae": nan,
             "rmse": nan,
             "mape": nan,
+            "mape_above": nan,
             "wmape": nan,
             "accuracy": nan,
             "tgcn_accuracy": nan,
@@ -155,6 +205,9 @@ def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
         "mae": sums["abs_error"] / count,
         "rmse": float(np.sqrt(sums["sq_error"] / count)),
         "mape": sums["ape"] / sums["ape_count"] if sums["ape_count"] else float("nan"),
+        "mape_above": (
+            sums["ape_above"] / sums["ape_above_count"] if sums["ape_above_count"] else float("nan")
+        ),
         "wmape": wmape,
         "accuracy": 1.0 - wmape,
         "tgcn_accuracy": float(1.0 - frobenius),
@@ -163,7 +216,10 @@ def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
 
 
 def forecast_metrics(
-    targets: np.ndarray, forecasts: np.ndarray, null_value: float | None = None
+    targets: np.ndarray,
+    forecasts: np.ndarray,
+    null_value: float | None = None,
+    mape_threshold: float = 1.0,
 ) -> dict[str, float]:
     """All metrics over every step of ``[b h n]`` arrays at once.
 
@@ -176,8 +232,10 @@ def forecast_metrics(
     null_value
         The dataset's declared null value: targets equal to it are missing too; ``None`` (default):
         only NaN is missing.
+    mape_threshold
+        ``mape_above`` counts targets at or above it (default 1.0).
     """
-    totals = ErrorTotals(targets.shape[1])
+    totals = ErrorTotals(targets.shape[1], mape_threshold)
     totals.add(targets, forecasts, null_value)
     return totals.pooled(range(1, targets.shape[1] + 1))
 

@@ -9,11 +9,18 @@ from rich.table import Table
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult
-from urbanflow.evaluation.metrics import METRIC_NAMES, level_label
+from urbanflow.evaluation.metrics import (
+    METRIC_NAMES,
+    default_mape_threshold,
+    level_label,
+    metric_label,
+)
 from urbanflow.evaluation.protocol import EvaluationPlan
 
 
-def describe_protocol(plan: EvaluationPlan, dataset: CityDataset) -> str:
+def describe_protocol(
+    plan: EvaluationPlan, dataset: CityDataset, mape_threshold: float | None = None
+) -> str:
     """The choices behind the numbers, stated beside them.
 
     Parameters
@@ -21,19 +28,25 @@ def describe_protocol(plan: EvaluationPlan, dataset: CityDataset) -> str:
     plan
         The evaluation plan the numbers come from.
     dataset
-        The dataset it was applied to (name, size, time span, unit, null value).
+        The dataset it was applied to (name, size, time span, unit, kind, null value).
+    mape_threshold
+        The threshold of ``mape_above``; ``None`` (default): the default for the dataset's kind.
     """
     meta = dataset.metadata
     null = "none" if meta.null_value is None else repr(meta.null_value)
+    if mape_threshold is None:
+        mape_threshold = default_mape_threshold(dataset.kind)
     head = (
         f"Dataset {meta.name}: {dataset.num_sensors} sensors, {dataset.num_steps} steps of "
         f"{meta.frequency}, {dataset.timestamps[0]:%Y-%m-%d %H:%M} to "
-        f"{dataset.timestamps[-1]:%Y-%m-%d %H:%M} {meta.timezone}; unit {meta.unit or 'as given'}."
+        f"{dataset.timestamps[-1]:%Y-%m-%d %H:%M} {meta.timezone}; unit {meta.unit or 'as given'}; "
+        f"kind {dataset.kind} ({dataset.kind_source})."
     )
     common = (
         f"Input {plan.input_len} steps; fitted on steps 0-{plan.fit_stop - 1} only; "
         f"{plan.validation_times.size} validation samples. Metrics masked: NaN and null value "
-        f"({null}) targets left out; errors in the original unit."
+        f"({null}) targets left out; errors in the original unit; "
+        f"'{metric_label('mape_above', mape_threshold)}' = MAPE over targets ≥ {mape_threshold:g}."
     )
     if plan.protocol == "tgcn":
         return (
@@ -66,7 +79,7 @@ def horizon_table(result: EvaluationResult) -> Table:
     if result.plan.protocol == "tgcn":
         names.append("tgcn_accuracy")
     for name in names:
-        table.add_column(name.replace("_accuracy", " acc"), justify="right")
+        table.add_column(metric_label(name, result.mape_threshold), justify="right")
     rows = [(f"{s.minutes:g} min ({s.steps} steps)", s.samples, s.metrics) for s in result.horizons]
     rows.append(("average", result.plan.test_samples, result.average))
     for label, samples, metrics in rows:
