@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from urbanflow.cli import benchmark, datasets, demo, evaluate, serve, train
+from urbanflow.cli import benchmark, datasets, demo, evaluate, rebalance, serve, train
 from urbanflow.cli.common import errors
 from urbanflow.errors import UrbanflowError
 
@@ -17,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(datasets.app, name="datasets")
-for module in (evaluate, train, benchmark, serve, demo):
+for module in (evaluate, train, benchmark, serve, demo, rebalance):
     module.register(app)
 
 

@@ -78,7 +78,30 @@ class KStepDemand:
         return np.maximum(mean - survival.sum(axis=0), 0.0)
 
 
-def k_step_demand(means: np.ndarray, size: float | None = None) -> KStepDemand:
+def model_size(model: object) -> np.ndarray | None:
+    """``[n]`` the negative-binomial size ``r = 1/α`` per zone of a network trained with the
+    ``negative-binomial`` loss (variance ``μ + α μ²``; an ensemble's members' ``α`` averaged),
+    else None: the model's counts are taken as Poisson.
+
+    Parameters
+    ----------
+    model
+        A fitted forecaster.
+    """
+    if getattr(model, "loss_", None) != "negative-binomial":
+        return None
+    members = getattr(getattr(model, "network_", None), "members", ())
+    alphas = [
+        np.exp(member.log_dispersion.detach().cpu().numpy().astype(np.float64))
+        for member in members
+        if getattr(member, "log_dispersion", None) is not None
+    ]
+    if not alphas:
+        return None
+    return 1.0 / np.maximum(np.mean(alphas, axis=0), 1e-9)
+
+
+def k_step_demand(means: np.ndarray, size: float | np.ndarray | None = None) -> KStepDemand:
     """The K-step demand of forecast means ``[K, n]`` (negative values, a model's small
     overshoots below zero, count as 0).
 
@@ -87,8 +110,8 @@ def k_step_demand(means: np.ndarray, size: float | None = None) -> KStepDemand:
     means
         ``[K n]`` forecast mean departures per step and zone, finite.
     size
-        A negative-binomial dispersion ``r`` > 0 shared by every step and zone, or None (the
-        default): Poisson steps.
+        The negative-binomial size ``r`` > 0 of every step (one number, or ``[n]`` one per
+        zone, :func:`model_size`), or None (the default): Poisson steps.
     """
     means = np.asarray(means, dtype=np.float64)
     if means.ndim != 2 or means.shape[0] < 1:
@@ -99,8 +122,9 @@ def k_step_demand(means: np.ndarray, size: float | None = None) -> KStepDemand:
     total = means.sum(axis=0)
     if size is None:
         return KStepDemand(total)
-    if not size > 0:
-        raise ConfigError(f"negative-binomial size {size} must be > 0")
+    size = np.broadcast_to(np.asarray(size, dtype=np.float64), total.shape)
+    if not (np.isfinite(size) & (size > 0)).all():
+        raise ConfigError(f"negative-binomial size {size.min()} must be finite and > 0")
     squares = np.square(means).sum(axis=0)
     sizes = np.where(squares > 0, size * np.square(total) / np.maximum(squares, 1e-300), size)
     return KStepDemand(total, sizes)

@@ -34,7 +34,13 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from urbanflow.data.dataset import CityDataset
-from urbanflow.decisions.demand import DEFAULT_QUANTILE, KStepDemand, k_step_demand
+from urbanflow.decisions.demand import (
+    DEFAULT_QUANTILE,
+    KStepDemand,
+    check_quantile,
+    k_step_demand,
+    model_size,
+)
 from urbanflow.errors import ConfigError, DataError
 from urbanflow.graph.builders import nearest_neighbours
 from urbanflow.models.base import Forecaster, require_same_sensors
@@ -367,7 +373,7 @@ def plan_from_forecast(
     idle: np.ndarray,
     means: np.ndarray,
     quantile: float = DEFAULT_QUANTILE,
-    size: float | None = None,
+    size: float | np.ndarray | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
 ) -> RebalancingPlan:
     """Moves that cover the ``quantile`` of each zone's forecast K-step departures.
@@ -383,7 +389,8 @@ def plan_from_forecast(
     quantile
         Demand target quantile, in (0, 1) (default 0.7).
     size
-        Negative-binomial dispersion of a step, or None (default): Poisson.
+        Negative-binomial size of a step (one, or ``[n]``: ``demand.model_size``), or None
+        (default): Poisson.
     neighbours
         Moves go to the ``neighbours`` nearest zones (default 10).
     """
@@ -397,3 +404,68 @@ def plan_from_forecast(
         neighbours=neighbours,
     )
     return plan_moves(problem, demand)
+
+
+def rebalance(
+    model: Forecaster,
+    dataset: CityDataset,
+    idle: np.ndarray,
+    at: str | None,
+    steps: int,
+    quantile: float = DEFAULT_QUANTILE,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+) -> RebalancingPlan:
+    """Moves for the idle vehicles ``idle`` at issue time ``at``, covering the ``quantile`` of
+    each zone's departures over the next ``steps`` steps as ``model`` forecasts them (Poisson
+    steps, or negative binomial when the model learned a dispersion).
+
+    Parameters
+    ----------
+    model
+        A fitted count model of the dataset's zones.
+    dataset
+        Departures per zone and step; the zones' coordinates are their centroids.
+    idle
+        ``[n]`` idle vehicles per zone (``read_fleet``).
+    at
+        The issue time; None: the dataset's last step.
+    steps
+        ``K``, steps of demand to cover, 1 … the model's horizon.
+    quantile
+        Demand target quantile in (0, 1) (default 0.7).
+    neighbours
+        Moves go to the ``neighbours`` nearest zones (default 10).
+    """
+    check_quantile(quantile)
+    if not dataset.sensors.has_coordinates:
+        raise DataError(
+            f"{dataset.metadata.name} gives no coordinates for some zones; rebalancing needs "
+            "every zone's centroid (latitude, longitude in sensors.csv)"
+        )
+    means = forecast_means(model, dataset, at, steps)
+    return plan_from_forecast(
+        dataset.sensors.ids,
+        dataset.sensors.latitude,
+        dataset.sensors.longitude,
+        idle,
+        means,
+        quantile,
+        model_size(model),
+        neighbours,
+    )
+
+
+def write_plan(plan: RebalancingPlan, path: Path | str) -> Path:
+    """Write the moves as CSV ``from_zone,to_zone,vehicles,distance_km``; returns the path.
+
+    Parameters
+    ----------
+    plan
+        The plan to write.
+    path
+        A ``.csv`` file; its folder is created if missing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plan.table().to_csv(path, index=False)
+    return path
