@@ -44,3 +44,15 @@ def test_sample_times_leave_room_for_inputs_and_targets() -> None:
 def test_batches_cover_every_time_once_in_order() -> None:
     parts = list(batches(np.arange(7), 3))
     assert [p.tolist() for p in parts] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_hold_out_keeps_a_gap_of_h_between_the_parts() -> None:
+    from urbanflow.data.windows import hold_out
+
+    times = np.arange(12, 112)  # 100 samples
+    fitting, held = hold_out(times, horizon=3)
+    assert held.tolist() == list(range(102, 112))  # the last 10 %
+    assert fitting[-1] + 3 < held[0]  # the last fitting target comes before the first held
+    assert fitting.tolist() == list(range(12, 99))
+    few_fitting, few_held = hold_out(np.arange(12, 15), horizon=5)
+    assert few_fitting.size == 0 and few_held.tolist() == [14]

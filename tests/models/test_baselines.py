@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from urbanflow import CityDataset, SensorGraph
 from urbanflow.data.windows import target_windows
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.models.baselines import (
+    RIDGE_ALPHAS,
     HistoricalAverage,
     LastValue,
     Ridge,
@@ -218,6 +220,60 @@ def test_ridge_leaves_rows_with_a_missing_target_out_of_that_step() -> None:
 def test_ridge_rejects_a_bad_alpha(make_dataset: DatasetBuilder, alpha: object) -> None:
     with pytest.raises(ConfigError, match="alpha"):
         Ridge(alpha=alpha).fit(make_dataset(np.ones((30, 2))))
+
+
+def with_kind(dataset: CityDataset, kind: str) -> CityDataset:
+    return replace(dataset, metadata=replace(dataset.metadata, kind=kind))
+
+
+def test_ridge_chooses_a_large_alpha_on_noise(make_dataset: DatasetBuilder) -> None:
+    # pure noise: the lags carry nothing, so the most shrinkage forecasts best
+    rng = np.random.default_rng(1)
+    dataset = make_dataset(50.0 + rng.standard_normal((240, 4)))
+    model = Ridge(per_sensor=True).fit(dataset)  # no validation part: the last 10 % held out
+    assert model.alpha_ == RIDGE_ALPHAS[-1] == 1000.0
+    assert model.chosen_hyperparameters() == {"alpha": 1000.0}
+    assert model.hyperparameters()["alpha"] is None
+    maes = model.validation_maes_
+    assert maes[1000.0] < maes[0.1]
+
+
+def test_ridge_chooses_a_small_alpha_on_a_linear_process(make_dataset: DatasetBuilder) -> None:
+    # an exactly linear process: any shrinkage costs accuracy
+    dataset = make_dataset(sinusoids(np.array([7.0, 5.0, 11.0]), 400), graph=SensorGraph.empty(3))
+    model = Ridge(input_len=4, horizon=3, per_sensor=True)
+    model.fit(dataset.slice_steps(0, 300), validation=dataset.slice_steps(300, 400))
+    assert model.alpha_ == RIDGE_ALPHAS[0] == 0.1
+    maes = list(model.validation_maes_.values())
+    assert maes == sorted(maes)  # the error grows with the penalty
+
+
+def test_an_explicit_alpha_skips_the_search(make_dataset: DatasetBuilder, monkeypatch) -> None:
+    def no_search(*args: object) -> None:
+        raise AssertionError("searched although alpha was given")
+
+    monkeypatch.setattr(Ridge, "_validation_maes", no_search)
+    rng = np.random.default_rng(1)
+    dataset = make_dataset(50.0 + rng.standard_normal((240, 4)))
+    model = Ridge(alpha=10.0).fit(dataset, validation=dataset.slice_steps(200, 240))
+    assert model.alpha_ == 10.0 and model.chosen_hyperparameters() == {}
+    assert not hasattr(model, "validation_maes_")
+
+
+def test_baselines_never_forecast_below_zero_on_count_data(make_dataset: DatasetBuilder) -> None:
+    # sparse counts: a linear model overshoots below 0 after the bursts
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(0.2, (300, 3)).astype(float)
+    counts[::17] += 6
+    as_level = with_kind(make_dataset(counts), "level")
+    as_count = with_kind(make_dataset(counts), "count")
+    times = np.arange(12, 300 - 12 + 1)
+    level_forecast = Ridge(alpha=0.1).fit(as_level).predict(as_level, times)
+    assert level_forecast.min() < 0  # what the clipping is for
+    count_forecast = Ridge(alpha=0.1).fit(as_count).predict(as_count, times)
+    np.testing.assert_allclose(count_forecast, np.maximum(level_forecast, 0), atol=1e-5)
+    for name in ("last-value", "historical-average", "seasonal-naive", "ridge-per-sensor"):
+        assert make_model(name).fit(as_count).predict(as_count, times).min() >= 0, name
 
 
 # --- registry -----------------------------------------------------------------------------

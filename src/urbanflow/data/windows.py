@@ -38,6 +38,32 @@ def sample_times(num_steps: int, input_len: int, horizon: int) -> np.ndarray:
     return np.arange(input_len, input_len + count, dtype=np.int64)
 
 
+INNER_VALIDATION = 0.1
+"""Share of the training samples a model holds out for validation when it is given none."""
+
+
+def hold_out(
+    times: np.ndarray, horizon: int, share: float = INNER_VALIDATION
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(fitting, held)``: the last ``share`` of ``times`` (at least one) held out, and the
+    ``H`` samples before them dropped, so that no fitting target is a held-out target.
+
+    What a model does for early stopping or model selection when ``fit`` gets no validation
+    part. ``fitting`` may be empty when there are too few samples.
+
+    Parameters
+    ----------
+    times
+        ``[s]`` sample times of the training part, in time order.
+    horizon
+        ``H``, target steps per sample: the gap left between the two parts.
+    share
+        Share of the samples held out (default :data:`INNER_VALIDATION`, 10 %).
+    """
+    held = max(1, int(len(times) * share))
+    return times[: max(0, len(times) - held - horizon)], times[-held:]
+
+
 def input_offsets(input_len: int) -> np.ndarray:
     """``[L]`` offsets ``-L, …, -1`` of a sample's input steps from its time ``t``.
 

@@ -82,6 +82,9 @@ class EvaluationResult:
         Learned numbers of the fitted model (``parameter_count()``).
     hyperparameters
         The model's constructor settings (default: empty).
+    chosen
+        Settings the fit chose itself, e.g. ridge's ``alpha`` by validation MAE
+        (``Forecaster.chosen_hyperparameters``; default: empty).
     fingerprint
         Fingerprint of the dataset's content, to tell which data was scored (default: empty).
     levels
@@ -116,6 +119,7 @@ class EvaluationResult:
     kind: str = ""
     kind_source: str = ""
     mape_threshold: float = 1.0
+    chosen: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         def clean(metrics: dict[str, float]) -> dict[str, float | None]:
@@ -146,6 +150,7 @@ class EvaluationResult:
             "predict_seconds": round(self.predict_seconds, 4),
             "parameters": self.parameters,
             "hyperparameters": self.hyperparameters,
+            "chosen_hyperparameters": self.chosen,
             "dataset_fingerprint": self.fingerprint,
             "urbanflow_version": __version__,
         }
@@ -345,4 +350,5 @@ def score_fitted(
         kind=dataset.kind,
         kind_source=dataset.kind_source,
         mape_threshold=float(mape_threshold),
+        chosen=model.chosen_hyperparameters(),
     )

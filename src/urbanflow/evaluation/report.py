@@ -72,7 +72,13 @@ def horizon_table(result: EvaluationResult) -> Table:
     result
         The evaluation of one model on one dataset.
     """
-    table = Table(title=f"{result.model} on {result.dataset} ({result.unit or 'original unit'})")
+    chosen = ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.chosen.items()
+    )
+    table = Table(
+        title=f"{result.model} on {result.dataset} ({result.unit or 'original unit'})",
+        caption=f"chosen by validation MAE: {chosen}" if chosen else None,
+    )
     table.add_column("horizon", style="cyan")
     table.add_column("samples", justify="right")
     names = list(METRIC_NAMES)

@@ -55,6 +55,11 @@ class Forecaster:
             if not key.endswith("_") and not key.startswith("_")
         }
 
+    def chosen_hyperparameters(self) -> dict[str, object]:
+        """Settings the fit chose itself (e.g. ridge's ``alpha`` by validation MAE); empty for
+        models that choose none. Reports show them beside the constructor settings."""
+        return {}
+
     def parameter_count(self) -> int:
         """Number of learned numbers (0 for rules without learned state)."""
         return 0

@@ -21,16 +21,22 @@ from urbanflow.data.dataset import CityDataset
 from urbanflow.data.timegrid import NS_PER_DAY, frequency_alias
 from urbanflow.data.windows import (
     batches,
+    hold_out,
     input_span,
     input_steps,
     input_windows,
+    sample_times,
     target_steps,
+    target_windows,
 )
 from urbanflow.errors import ConfigError, DataError
 from urbanflow.graph.matrices import neighbour_average
 from urbanflow.models.base import FitProgress, Forecaster
 
 _CHUNK_ELEMENTS = 1 << 22  # ridge features built at most this many numbers at a time
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+"""The penalties ridge chooses from by validation MAE when no ``alpha`` is given."""
+FALLBACK_ALPHA = 1.0  # when there is nothing to choose on (too few samples to hold out)
 
 
 # --- small pure helpers -------------------------------------------------------------------
@@ -413,6 +419,13 @@ class Ridge(Forecaster):
     sin/cos of the time of day of t, 1]``. ``per_sensor=False`` shares one ``[f h]`` weight
     matrix across sensors; ``True`` fits one per sensor (``weights_: [n f h]``).
 
+    Without an ``alpha``, the penalty is chosen from :data:`RIDGE_ALPHAS` by the MAE on the
+    validation part's windows (in the readings' unit), then the model is fitted on the whole
+    training part with it; without a validation part the last 10 % of the training samples
+    are held out for the choice, after a gap of ``H`` samples (``data.windows.hold_out``, the
+    rule neural models early-stop with). ``alpha_`` is the penalty used. On count and
+    occupancy data (``CityDataset.non_negative``) forecasts are clipped at 0.
+
     Parameters
     ----------
     input_len
@@ -420,8 +433,8 @@ class Ridge(Forecaster):
     horizon
         ``H``, steps forecast ahead, each with its own weights (default 12).
     alpha
-        L2 penalty of the ridge fit on standardised readings, a finite number ≥ 0 (default 1.0).
-        Larger values shrink the weights toward zero.
+        L2 penalty of the ridge fit on standardised readings, a finite number ≥ 0; larger values
+        shrink the weights toward zero. ``None`` (default): chosen by validation MAE.
     per_sensor
         ``False`` (default): one weight matrix shared by every sensor; ``True``: one per sensor,
         ``n`` times the parameters and each fitted on that sensor's rows only.
@@ -434,7 +447,7 @@ class Ridge(Forecaster):
         input_len: int = 12,
         horizon: int = 12,
         *,
-        alpha: float = 1.0,
+        alpha: float | None = None,
         per_sensor: bool = False,
     ) -> None:
         super().__init__(input_len, horizon)
@@ -444,8 +457,13 @@ class Ridge(Forecaster):
     def parameter_count(self) -> int:
         return int(self.weights_.size + self.mean_.size + self.std_.size)
 
+    def chosen_hyperparameters(self) -> dict[str, object]:
+        if self.alpha is None and hasattr(self, "alpha_"):
+            return {"alpha": self.alpha_}
+        return {}
+
     def _check_hyperparameters(self) -> None:
-        if (
+        if self.alpha is not None and (
             isinstance(self.alpha, bool)
             or not isinstance(self.alpha, numbers.Real)
             or not (np.isfinite(self.alpha) and self.alpha >= 0)
@@ -463,13 +481,52 @@ class Ridge(Forecaster):
         values = dataset.readings[..., 0]
         self.mean_ = training_means(values)
         self.std_ = training_stds(values, self.mean_)
+        self.non_negative_ = dataset.non_negative
         scaled = (values - self.mean_) / self.std_
+        times = np.arange(self.input_len, dataset.num_steps)
+        if self.alpha is not None:
+            self.alpha_ = float(self.alpha)
+            self.weights_ = solve_ridge(
+                *self._normal_equations(dataset, scaled, times), self.alpha_
+            )
+            return
+        if validation is not None:
+            gram, moment = self._normal_equations(dataset, scaled, times)
+            scored, scored_times = validation, self._full_samples(validation)
+        else:  # hold out the last samples; the fit adds their equations back afterwards
+            fitting, held = hold_out(self._full_samples(dataset), self.horizon)
+            stop = int(fitting[-1]) + 1 if fitting.size else self.input_len
+            gram, moment = self._normal_equations(dataset, scaled, times[times < stop])
+            scored, scored_times = dataset, held
+        errors = self._validation_maes(gram, moment, scored, scored_times)
+        if validation is None:
+            rest = self._normal_equations(dataset, scaled, times[times >= stop])
+            gram, moment = gram + rest[0], moment + rest[1]
+        finite = np.isfinite(errors)
+        self.alpha_ = (
+            float(RIDGE_ALPHAS[int(np.argmin(np.where(finite, errors, np.inf)))])
+            if finite.any() and np.ptp(errors[finite]) > 0
+            else FALLBACK_ALPHA
+        )
+        self.validation_maes_ = dict(zip(RIDGE_ALPHAS, errors.tolist(), strict=True))
+        self.weights_ = solve_ridge(gram, moment, self.alpha_)
+
+    def _full_samples(self, dataset: CityDataset) -> np.ndarray:
+        """Sample times of ``dataset`` whose inputs and targets lie inside it (maybe none)."""
+        count = dataset.num_steps - self.input_len - self.horizon + 1
+        if count < 1:
+            return np.empty(0, dtype=np.int64)
+        return sample_times(dataset.num_steps, self.input_len, self.horizon)
+
+    def _normal_equations(
+        self, dataset: CityDataset, scaled: np.ndarray, times: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``XᵀX: [g h f f]`` and ``Xᵀy: [g f h]`` over the samples at ``times``."""
         transition = neighbour_average(dataset.graph)
         features = 2 * self.input_len + 3
         groups = dataset.num_sensors if self.per_sensor else 1
         gram = np.zeros((groups, self.horizon, features, features))
         moment = np.zeros((groups, features, self.horizon))
-        times = np.arange(self.input_len, dataset.num_steps)
         for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
             x = ridge_features(
                 scaled, chunk, self.input_len, transition, self._day_fraction(dataset, chunk)
@@ -478,29 +535,56 @@ class Ridge(Forecaster):
             accumulate_normal_equations(
                 gram, moment, by_group(x, self.per_sensor), by_group(y, self.per_sensor)
             )
-        self.weights_ = solve_ridge(gram, moment, float(self.alpha))
+        return gram, moment
+
+    def _validation_maes(
+        self, gram: np.ndarray, moment: np.ndarray, dataset: CityDataset, times: np.ndarray
+    ) -> np.ndarray:
+        """``[k]`` MAE over the present targets at ``times`` of the fit with each of
+        :data:`RIDGE_ALPHAS`; NaN when no target is present."""
+        if times.size == 0:
+            return np.full(len(RIDGE_ALPHAS), np.nan)
+        weights = [solve_ridge(gram, moment, alpha) for alpha in RIDGE_ALPHAS]
+        errors, count = np.zeros(len(RIDGE_ALPHAS)), 0
+        for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
+            target = target_windows(dataset.readings, chunk, self.horizon)  # [b h n]
+            present = ~np.isnan(target)
+            count += int(present.sum())
+            for k, forecast in enumerate(self._forecasts(dataset, chunk, weights)):
+                errors[k] += np.abs(np.where(present, target - forecast, 0.0)).sum()
+        return errors / count if count else np.full(len(RIDGE_ALPHAS), np.nan)
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         forecast = np.empty((times.size, self.horizon, dataset.num_sensors), dtype=np.float32)
-        if times.size == 0:
-            return forecast
-        start, stop = input_span(times, self.input_len)
-        scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
-        transition = neighbour_average(dataset.graph)
         first = 0
         for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
-            x = ridge_features(
-                scaled,
-                chunk - start,
-                self.input_len,
-                transition,
-                self._day_fraction(dataset, chunk),
+            (forecast[first : first + chunk.size],) = self._forecasts(
+                dataset, chunk, [self.weights_]
             )
-            z = x.transpose(1, 0, 2) @ self.weights_  # [n b h]
-            z = z * self.std_[:, None, None] + self.mean_[:, None, None]
-            forecast[first : first + chunk.size] = z.transpose(1, 2, 0)
             first += chunk.size
         return forecast
+
+    def _forecasts(
+        self, dataset: CityDataset, times: np.ndarray, weights: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """``[b h n]`` forecasts at ``times`` (one chunk) with each of ``weights``, in the
+        readings' unit, clipped at 0 on non-negative data."""
+        start, stop = input_span(times, self.input_len)
+        scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
+        x = ridge_features(
+            scaled,
+            times - start,
+            self.input_len,
+            neighbour_average(dataset.graph),
+            self._day_fraction(dataset, times),
+        ).transpose(1, 0, 2)  # [n b f]
+        forecasts = []
+        for w in weights:
+            z = (x @ w) * self.std_[:, None, None] + self.mean_[:, None, None]  # [n b h]
+            if self.non_negative_:
+                z = np.maximum(z, 0.0)
+            forecasts.append(z.transpose(1, 2, 0))
+        return forecasts
 
     def _chunk_size(self, num_sensors: int) -> int:
         return max(1, _CHUNK_ELEMENTS // (num_sensors * (2 * self.input_len + 3)))
