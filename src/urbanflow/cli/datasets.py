@@ -1,7 +1,8 @@
-"""`urbanflow datasets list | info | download`."""
+"""`urbanflow datasets list | info | download | synth`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -12,8 +13,14 @@ from rich.table import Table
 from urbanflow.cli.common import console, progress_bar
 from urbanflow.data.catalog import dataset_names, load_dataset
 from urbanflow.data.download import CATALOGUE, download, is_downloaded
+from urbanflow.data.synth import SYNTH_KINDS, TripCityParameters, WardParameters
 
 app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
+synth_app = typer.Typer(
+    help="Write seeded synthetic data (labelled synthetic): trips or hospital wards.",
+    no_args_is_help=True,
+)
+app.add_typer(synth_app, name="synth")
 
 
 @app.command("list")
@@ -75,3 +82,56 @@ def datasets_info(name: Annotated[str, typer.Argument(help="Built-in name or pat
     }
     for key, value in rows.items():
         console.print(f"[bold]{key:>10}[/]  {value}")
+
+
+START_HELP = "First day, YYYY-MM-DD (default a Monday)."
+TIMEZONE_HELP = "IANA time zone of the wall clock."
+FORCE_HELP = "Overwrite what --out names."
+
+
+@synth_app.command("trips")
+def synth_trips(
+    out: Annotated[Path, typer.Option(help="Table to write: .csv for CSV, else Parquet.")],
+    zones: Annotated[int, typer.Option(help="Zones of the city.")] = 60,
+    days: Annotated[int, typer.Option(help="Days of trips.")] = 28,
+    trips_per_day: Annotated[float, typer.Option(help="Expected trips on a dry weekday.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed: the same options give the same trips.")] = 0,
+    start: Annotated[str, typer.Option(help=START_HELP)] = "2026-03-02",
+    timezone: Annotated[str, typer.Option(help=TIMEZONE_HELP)] = "Europe/Berlin",
+    force: Annotated[bool, typer.Option(help=FORCE_HELP)] = False,
+) -> None:
+    """Trip records of a fictional city: commute peaks, weekends, rain days, gravity OD."""
+    parameters = TripCityParameters(
+        zones=zones,
+        days=days,
+        trips_per_day=trips_per_day,
+        seed=seed,
+        start=start,
+        timezone=timezone,
+    )
+    result = SYNTH_KINDS["trips"](out, parameters, force=force)
+    console.print(
+        f"Wrote {result.rows:,} rows ({result.description}) to {result.path}", soft_wrap=True
+    )
+
+
+@synth_app.command("wards")
+def synth_wards(
+    out: Annotated[Path, typer.Option(help="City folder to write.")],
+    wards: Annotated[int, typer.Option(help="Hospital wards.")] = 12,
+    hospitals: Annotated[int, typer.Option(help="Hospital sites the wards share.")] = 3,
+    days: Annotated[int, typer.Option(help="Days of hourly occupancy.")] = 28,
+    seed: Annotated[int, typer.Option(help="Seed: the same options give the same data.")] = 0,
+    start: Annotated[str, typer.Option(help=START_HELP)] = "2026-03-02",
+    timezone: Annotated[str, typer.Option(help=TIMEZONE_HELP)] = "Europe/Berlin",
+    force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+) -> None:
+    """Hourly occupied beds of hospital wards (kind occupancy, with capacities)."""
+    parameters = WardParameters(
+        wards=wards, hospitals=hospitals, days=days, seed=seed, start=start, timezone=timezone
+    )
+    result = SYNTH_KINDS["wards"](out, parameters, force=force)
+    console.print(
+        f"Wrote {result.rows:,} hourly steps ({result.description}) to {result.path}",
+        soft_wrap=True,
+    )
