@@ -135,6 +135,10 @@ class RebalancingPlan:
         forecast distribution when the problem came with one, else the shortfall.
     solver_seconds
         Time spent building and solving the program.
+    after
+        ``[n]`` idle vehicles per zone once the moves arrive.
+    target
+        ``[n]`` the demand targets the plan covers.
     """
 
     zone_ids: tuple[str, ...]
@@ -146,6 +150,7 @@ class RebalancingPlan:
     expected_unmet: np.ndarray
     solver_seconds: float
     after: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    target: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def vehicles_moved(self) -> int:
@@ -225,6 +230,7 @@ def plan_moves(problem: RebalancingProblem, demand: KStepDemand | None = None) -
         expected_unmet=expected,
         solver_seconds=time.perf_counter() - started,
         after=after,
+        target=target,
     )
 
 

@@ -28,6 +28,7 @@ from urbanflow.serving.routes import (
     health,
     model,
     readings,
+    rebalancing,
     sensors,
 )
 from urbanflow.serving.service import LiveService, open_service
@@ -89,7 +90,17 @@ def create_app(settings: ServeSettings, service: LiveService | None = None) -> F
     )
     app.state.settings = settings
     app.state.forecast_answers = forecasts.ForecastAnswers()
-    for module in (readings, sensors, forecasts, accuracy, alerts, model, health, dashboard):
+    for module in (
+        readings,
+        sensors,
+        forecasts,
+        accuracy,
+        alerts,
+        rebalancing,
+        model,
+        health,
+        dashboard,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=dashboard.ASSETS, check_dir=False), name="static")
 

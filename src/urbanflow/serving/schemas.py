@@ -73,7 +73,8 @@ class ModelRef(BaseModel):
 
 
 class ForecastPoint(BaseModel):
-    """One sensor and step; with intervals, also ``lower_80``, ``upper_80``, … per level."""
+    """One sensor and step; with intervals, also ``lower_80``, ``upper_80``, … per level; for
+    occupancy data with capacities, also ``capacity``, ``utilisation``, ``p_above_capacity``."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -81,6 +82,19 @@ class ForecastPoint(BaseModel):
     target_time: str
     horizon_steps: int
     value: float
+    capacity: float | None = Field(
+        default=None,
+        description="the sensor's capacity (occupancy data with capacities only; null: none "
+        "given for this sensor)",
+    )
+    utilisation: float | None = Field(
+        default=None, description="value / capacity (occupancy data with capacities only)"
+    )
+    p_above_capacity: float | None = Field(
+        default=None,
+        description="probability that the reading reaches or exceeds the capacity, from the "
+        "conformal distribution (occupancy data with capacities and a calibration only)",
+    )
 
 
 class ForecastOut(BaseModel):
@@ -151,16 +165,69 @@ class AlertOut(BaseModel):
         description="what moved it into this state: the largest probability in the window "
         "(below/above) or live MAE / validation MAE (drift)"
     )
-    condition: str = Field(description="below, above or drift")
+    condition: str = Field(description="below, above, above_capacity or drift")
     threshold: float | None = Field(description="the rule's threshold (below/above)")
-    within_minutes: float | None = Field(description="the rule's window (below/above)")
-    probability: float | None = Field(description="the rule's probability p (below/above)")
+    within_minutes: float | None = Field(
+        description="the rule's window (below/above/above_capacity)"
+    )
+    probability: float | None = Field(
+        description="the rule's probability p (below/above/above_capacity)"
+    )
     factor: float | None = Field(description="the rule's factor (drift)")
 
 
 class AlertList(BaseModel):
     data: list[AlertOut]
     count: int
+
+
+class RebalancingIn(BaseModel):
+    """Idle vehicles per zone, and how much of the coming departures to cover."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idle: dict[str, int] = Field(
+        description="idle vehicles per zone id; zones left out have none",
+        examples=[{"Z1": 4, "Z7": 0}],
+    )
+    steps: int = Field(default=1, ge=1, description="K: steps of departures to cover")
+    quantile: float = Field(
+        default=0.7,
+        gt=0,
+        lt=1,
+        description="each zone's target is this quantile of its forecast K-step departures",
+    )
+
+
+class MoveOut(BaseModel):
+    from_zone: str
+    to_zone: str
+    vehicles: int
+    distance_km: float = Field(description="haversine distance between the zones' centroids")
+
+
+class ZoneRebalancingOut(BaseModel):
+    zone_id: str
+    idle: int = Field(description="idle vehicles before the moves")
+    after: int = Field(description="idle vehicles once the moves arrive")
+    target: int = Field(description="the quantile of the zone's forecast K-step departures")
+    expected_unmet: float = Field(description="departures expected unserved after the moves")
+
+
+class RebalancingOut(BaseModel):
+    issued_at: str = Field(description="issue time of the forecast the plan covers")
+    model: ModelRef
+    steps: int
+    quantile: float
+    moves: list[MoveOut]
+    vehicles_moved: int
+    empty_km: float
+    expected_unmet: float = Field(description="departures expected unserved, all zones")
+    solver_ms: float
+    zones: list[ZoneRebalancingOut]
+    missing: list[str] = Field(
+        description="zones without a forecast (less than half their input window): target 0"
+    )
 
 
 class ErrorOut(BaseModel):
