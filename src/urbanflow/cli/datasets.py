@@ -14,6 +14,7 @@ from urbanflow.cli.common import console, progress_bar
 from urbanflow.data.catalog import dataset_names, load_dataset
 from urbanflow.data.download import CATALOGUE, download, is_downloaded
 from urbanflow.data.synth import SYNTH_KINDS, TripCityParameters, WardParameters
+from urbanflow.data.trips import TripColumns, TripSummary, parse_bbox, trips_to_flows
 
 app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
 synth_app = typer.Typer(
@@ -82,6 +83,87 @@ def datasets_info(name: Annotated[str, typer.Argument(help="Built-in name or pat
     }
     for key, value in rows.items():
         console.print(f"[bold]{key:>10}[/]  {value}")
+
+
+@app.command("from-trips")
+def datasets_from_trips(
+    trips: Annotated[str, typer.Argument(help="Trip or tap records: CSV or Parquet, or a glob.")],
+    zones: Annotated[str, typer.Option(help="h3:RES (0-15), grid:METRES or stops:FILE.")],
+    out: Annotated[Path, typer.Option(help="Folder for departures/, arrivals/, od.parquet.")],
+    frequency: Annotated[str, typer.Option(help="Time step: 15min, 1h, PT15M.")] = "15min",
+    bbox: Annotated[str | None, typer.Option(help="S,W,N,E degrees; outside is counted.")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA zone of naive times and steps.")] = "UTC",
+    start_time_column: str = "start_time",
+    start_lat_column: str = "start_lat",
+    start_lon_column: str = "start_lon",
+    end_time_column: str = "end_time",
+    end_lat_column: str = "end_lat",
+    end_lon_column: str = "end_lon",
+    max_stop_distance: Annotated[
+        float, typer.Option(help="stops: metres beyond which a record has no stop.")
+    ] = 500.0,
+    neighbours: Annotated[int, typer.Option(help="grid, stops: k of the zone graph.")] = 8,
+    force: Annotated[
+        bool, typer.Option(help="Write into a non-empty --out (replaces what it writes).")
+    ] = False,
+) -> None:
+    """Count trip records per zone and step into city folders, plus origin-destination pairs."""
+    columns = TripColumns(
+        start_time_column,
+        start_lat_column,
+        start_lon_column,
+        end_time_column,
+        end_lat_column,
+        end_lon_column,
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("counting trips", total=None, status="")
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, status=f"{done:,} records")
+
+        summary = trips_to_flows(
+            trips,
+            zones,
+            frequency,
+            out,
+            bbox=None if bbox is None else parse_bbox(bbox),
+            timezone=timezone,
+            columns=columns,
+            max_stop_distance_m=max_stop_distance,
+            neighbours=neighbours,
+            force=force,
+            progress=show,
+        )
+    print_trip_summary(summary)
+
+
+def print_trip_summary(summary: TripSummary) -> None:
+    """What was read, counted, left out and written."""
+    console.print(
+        f"Read {summary.records:,} records from {summary.source} ({summary.files} file(s)); "
+        f"{summary.zones:,} zones received trips.",
+        soft_wrap=True,
+    )
+    table = Table(header_style="bold")
+    for column in ("", "counted", "missing", "outside bbox", "no zone", "steps"):
+        table.add_column(column, justify="right")
+    ends = {"departures": summary.departures, "arrivals": summary.arrivals}
+    for name, counts in ends.items():
+        if counts is not None:
+            table.add_row(
+                name,
+                f"{counts.counted:,}",
+                f"{counts.missing:,}",
+                f"{counts.outside_bbox:,}",
+                f"{counts.no_zone:,}",
+                f"{summary.steps[name]:,}",
+            )
+    console.print(table)
+    if summary.od_trips is not None:
+        console.print(f"Origin-destination pairs: {summary.od_trips:,} trips.")
+    for path in summary.written:
+        console.print(f"Wrote {path}", soft_wrap=True)
 
 
 START_HELP = "First day, YYYY-MM-DD (default a Monday)."
