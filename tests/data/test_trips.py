@@ -264,6 +264,9 @@ def test_bad_options_and_paths(city, tmp_path):
     trips = city / "trips.csv"
     with pytest.raises(DataError, match=r"nowhere\.csv: trip records file not found"):
         trips_to_flows(tmp_path / "nowhere.csv", "h3:8", "15min", tmp_path / "o")
+    (tmp_path / "zero.csv").write_text("")
+    with pytest.raises(DataError, match=r"zero\.csv: empty \(0 bytes\)"):
+        trips_to_flows(tmp_path / "zero.csv", "h3:8", "15min", tmp_path / "o")
     with pytest.raises(DataError, match="no file matches"):
         trips_to_flows(str(tmp_path / "none" / "*.parquet"), "h3:8", "15min", tmp_path / "o")
     for spec in ("h3:20", "grid:-5", "foo:1"):

@@ -348,6 +348,9 @@ def _input_files(trips: Path | str) -> tuple[list[Path], str, str]:
         if not path.is_file():
             raise DataError(f"{text}: trip records file not found; check the path")
         files, label = [path], path.name
+    for path in files:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path.name}: empty (0 bytes); give a file with trip records")
     kinds = {_format(path) for path in files}
     if len(kinds) > 1:
         raise DataError(f"{label}: mixes CSV and Parquet files; convert them to one format")
