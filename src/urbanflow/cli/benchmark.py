@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--seeds must be at least 1")
         names = [m.strip() for m in models.split(",") if m.strip()]
         data = load_dataset(dataset)
-        plan = make_plan(protocol, data.num_steps)
+        plan = make_plan(protocol, data.num_steps, step=data.step)
         folder = out or Path("runs") / f"benchmark-{data.metadata.name}-{protocol}"
         runs = planned_runs(names, seeds, folder)
         todo = [r for r in runs if not r.path.exists()]

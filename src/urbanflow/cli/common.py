@@ -26,13 +26,20 @@ errors = Console(stderr=True)
 
 
 def training_options(
-    max_epochs: int | None, time_budget: float | None, seed: int | None
+    max_epochs: int | None,
+    time_budget: float | None,
+    seed: int | None,
+    loss: str | None = None,
 ) -> dict[str, object]:
     """Only the training options given, so that models without them are not offered them."""
-    given = {"max_epochs": max_epochs, "time_budget_min": time_budget, "seed": seed}
+    given = {"max_epochs": max_epochs, "time_budget_min": time_budget, "seed": seed, "loss": loss}
     return {key: value for key, value in given.items() if value is not None}
 
 
+LOSS_HELP = (
+    "Training loss: mae, huber, poisson, negative-binomial or tweedie "
+    "(default: by the data's kind; poisson for counts)."
+)
 LEVELS_HELP = "Interval levels in percent, e.g. 80,90,95 (none: point forecasts only)."
 MAPE_THRESHOLD_HELP = (
     "mape_above counts targets at or above this value, in the data's unit (default 1)."

@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
             input_len,
             parse_horizons(horizons) if horizons else None,
             parse_split(split) if split else None,
+            step=data.step,
         )
         with progress_bar() as bar:
             if model_dir is not None:

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         max_epochs: Annotated[int | None, typer.Option(help="Epoch limit.")] = None,
         time_budget: Annotated[float | None, typer.Option(help="Training minutes at most.")] = None,
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+        loss: Annotated[str | None, typer.Option(help=common.LOSS_HELP)] = None,
         levels: Annotated[str, typer.Option(help=common.LEVELS_HELP)] = ",".join(
             f"{level:g}" for level in DEFAULT_LEVELS
         ),
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
         from urbanflow.evaluation.bundles import train_bundle  # torch: imported when used
 
         data = load_dataset(dataset)
-        plan = make_plan(protocol, data.num_steps, input_len)
+        plan = make_plan(protocol, data.num_steps, input_len, step=data.step)
         with common.progress_bar() as bar:
             label = f"{model} ({plan.protocol})"
             _, on_epoch = common.epoch_progress(bar, label)
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
                 model,
                 plan,
                 out,
-                common.training_options(max_epochs, time_budget, seed),
+                common.training_options(max_epochs, time_budget, seed, loss),
                 progress=on_samples,
                 fit_progress=on_epoch,
                 levels=interval_levels,

@@ -47,7 +47,9 @@ def calibrate_on_validation(
         return None
     forecasts = predict_samples(model, dataset, plan.validation_times)
     cutoff_time = dataset.timestamps[min(cutoff, dataset.num_steps - 1)].isoformat()
-    return calibrate(forecasts, plan.validation_times, readings, cutoff, cutoff_time)
+    return calibrate(
+        forecasts, plan.validation_times, readings, cutoff, cutoff_time, dataset.non_negative
+    )
 
 
 def replay_span(plan: EvaluationPlan, calibration: Calibration) -> np.ndarray:

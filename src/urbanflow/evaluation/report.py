@@ -86,11 +86,28 @@ def horizon_table(result: EvaluationResult) -> Table:
         names.append("tgcn_accuracy")
     for name in names:
         table.add_column(metric_label(name, result.mape_threshold), justify="right")
-    rows = [(f"{s.minutes:g} min ({s.steps} steps)", s.samples, s.metrics) for s in result.horizons]
+    rows = [
+        (f"{duration_label(s.minutes)} ({s.steps} steps)", s.samples, s.metrics)
+        for s in result.horizons
+    ]
     rows.append(("average", result.plan.test_samples, result.average))
     for label, samples, metrics in rows:
         table.add_row(label, str(samples), *(f"{metrics[n]:.4f}" for n in names))
     return table
+
+
+def duration_label(minutes: float) -> str:
+    """``"15 min"``, ``"3 h"`` or ``"7 d"``: a horizon in the largest whole unit.
+
+    Parameters
+    ----------
+    minutes
+        The duration in minutes.
+    """
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes >= size and minutes % size == 0:
+            return f"{minutes / size:g} {unit}"
+    return f"{minutes:g} min"
 
 
 def interval_table(result: EvaluationResult) -> Table:

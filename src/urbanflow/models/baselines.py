@@ -14,9 +14,16 @@ import numbers
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
-from urbanflow.data.calendar import calendar_slots, nanoseconds_of_day, step_times
+from urbanflow.data.calendar import (
+    calendar_slots,
+    day_types,
+    nanoseconds_of_day,
+    step_times,
+    weekdays_usable,
+)
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.timegrid import NS_PER_DAY, frequency_alias
 from urbanflow.data.windows import (
@@ -193,10 +200,13 @@ class LastValue(Forecaster):
 
 
 class HistoricalAverage(Forecaster):
-    """Mean training reading per (local weekday, time-of-day slot, sensor) of each target time.
+    """Mean training reading per (day type, time-of-day slot, sensor) of each target time.
 
-    A (weekday, slot) never seen in training falls back to the slot's mean over all days, then
-    to the sensor's training mean. ``profile_``: ``[7 s n]``, ``s`` slots per day.
+    Day types are weekdays, a public holiday counting as a Sunday, when the training part holds
+    every weekday twice (``urbanflow.data.calendar.weekdays_usable``); otherwise every day is
+    one type (the profile is per time of day). A (day type, slot) never seen in training falls
+    back to the slot's mean over all days, then to the sensor's training mean. ``profile_``:
+    ``[7 s n]``, ``s`` slots per day.
     """
 
     name: ClassVar[str] = "historical-average"
@@ -209,7 +219,9 @@ class HistoricalAverage(Forecaster):
     ) -> None:
         values = dataset.readings[..., 0]
         slots = dataset.steps_per_day
-        weekday, slot = calendar_slots(dataset.timestamps, dataset.step)
+        self.weekdays_ = weekdays_usable(dataset.timestamps)
+        weekday = self._day_types(dataset, dataset.timestamps)
+        _, slot = calendar_slots(dataset.timestamps, dataset.step)
         weekly = group_means(values, weekday * slots + slot, 7 * slots).reshape(7, slots, -1)
         daily = group_means(values, slot, slots)  # [s n]
         profile = _with_fallback(weekly, _with_fallback(daily, training_means(values)))
@@ -222,12 +234,16 @@ class HistoricalAverage(Forecaster):
                 f"{self.name} was fitted on {self.step_} steps but the dataset has "
                 f"{dataset.step}; forecast data of the frequency it was fitted on"
             )
-        weekday, slot = calendar_slots(
-            step_times(dataset, target_steps(times, self.horizon)), dataset.step
-        )
+        stamps = step_times(dataset, target_steps(times, self.horizon))
+        _, slot = calendar_slots(stamps, dataset.step)
+        weekday = self._day_types(dataset, stamps)
         return self.profile_[weekday, slot].reshape(
             times.size, self.horizon, self.profile_.shape[-1]
         )
+
+    def _day_types(self, dataset: CityDataset, stamps: pd.DatetimeIndex) -> np.ndarray:
+        meta = dataset.metadata
+        return day_types(stamps, self.weekdays_, meta.country, meta.subdivision)
 
 
 class SeasonalNaive(Forecaster):

@@ -99,6 +99,9 @@ class Calibration:
         Half-life of the online scale update, in steps of the data.
     cutoff_time
         ISO time of step ``cutoff``, to find the cutoff in another copy of the data.
+    counts
+        Whether the data are whole non-negative numbers (counts, occupancies): bounds are
+        then rounded outwards to whole numbers and never below 0 (default False).
     """
 
     scores: np.ndarray
@@ -106,6 +109,7 @@ class Calibration:
     cutoff: int
     half_life_steps: float
     cutoff_time: str = ""
+    counts: bool = False
 
     @property
     def horizon(self) -> int:
@@ -192,6 +196,7 @@ def calibrate(
     readings: np.ndarray,
     cutoff: int,
     cutoff_time: str = "",
+    counts: bool = False,
 ) -> Calibration:
     """The split-conformal calibration from forecasts of the validation part.
 
@@ -209,6 +214,8 @@ def calibrate(
         only residuals whose target step is ``≤ cutoff - 1`` exist when it is issued.
     cutoff_time
         ISO time of step ``cutoff`` (default: unknown).
+    counts
+        Whether the data are whole non-negative numbers (:attr:`Calibration.counts`).
     """
     targets, target_step = residual_targets(forecasts, times, readings)
     known = (target_step < cutoff)[..., None] & ~np.isnan(targets)  # [s h n]
@@ -235,6 +242,7 @@ def calibrate(
         cutoff=int(cutoff),
         half_life_steps=float(horizon),
         cutoff_time=cutoff_time,
+        counts=counts,
     )
 
 
@@ -343,6 +351,8 @@ class OnlineConformal:
         high = np.stack([sorted_quantile(scores, 1 - a / 2) for a in self.miss])
         lower = forecast[None] + low[..., None] * self.scale[None]
         upper = forecast[None] + high[..., None] * self.scale[None]
+        if self.calibration.counts:  # whole numbers, widened outwards, never below 0
+            return np.maximum(np.floor(lower), 0.0), np.maximum(np.ceil(upper), 0.0)
         return lower, upper
 
     def issue(self, time: int, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
