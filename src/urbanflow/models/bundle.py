@@ -161,7 +161,8 @@ def save_bundle(
 
 
 def sensor_rows(dataset: CityDataset) -> list[dict[str, object]]:
-    """Id, name and coordinates (null where unknown) of each sensor, for maps.
+    """Id, name and coordinates (null where unknown) of each sensor, for maps; ``capacity``
+    too when the data give capacities (null for a sensor without one).
 
     Parameters
     ----------
@@ -170,7 +171,7 @@ def sensor_rows(dataset: CityDataset) -> list[dict[str, object]]:
     """
     sensors = dataset.sensors
     names = sensors.names or ("",) * len(sensors)
-    return [
+    rows: list[dict[str, object]] = [
         {
             "sensor_id": sensor_id,
             "name": name,
@@ -181,6 +182,10 @@ def sensor_rows(dataset: CityDataset) -> list[dict[str, object]]:
             sensors.ids, names, sensors.latitude, sensors.longitude, strict=True
         )
     ]
+    if sensors.capacity is not None:
+        for row, capacity in zip(rows, sensors.capacity, strict=True):
+            row["capacity"] = float(capacity) if np.isfinite(capacity) else None
+    return rows
 
 
 def read_card(directory: Path) -> dict[str, object]:

@@ -13,6 +13,9 @@ At each issued forecast (on the issuing worker, after its commit; never on a POS
   current online scale, the one the issue's intervals were computed with (the bundle's
   calibrated scale when the service runs with ``--levels none``). A sensor without a forecast
   at that issue gets no probability (it is skipped, neither holding nor clearing).
+- ``above_capacity``: the probability per step and sensor that the reading reaches the
+  sensor's capacity, from the same distribution (``serving/capacity.py``); a sensor without a
+  capacity is skipped like one without a forecast.
 - ``drift``: live MAE per sensor from the stored forecasts whose targets fall in the hour up to
   the issue time (as ``GET /v1/accuracy`` scores them, pooled over the steps scored), against
   the validation MAE per sensor. The bundle keeps no per-sensor validation MAE, so this uses
@@ -39,6 +42,8 @@ from urbanflow.errors import ConfigError
 from urbanflow.models.conformal import Calibration, probability_below
 from urbanflow.serving.alerts import (
     AlertEngine,
+    CapacityCondition,
+    DriftCondition,
     DuckDBAlertStore,
     Rule,
     RuleScope,
@@ -47,6 +52,7 @@ from urbanflow.serving.alerts import (
     load_rules,
     secret_from_environment,
 )
+from urbanflow.serving.capacity import probability_above_capacity
 from urbanflow.serving.issued import IssuedForecast
 from urbanflow.serving.live import LiveModel
 from urbanflow.serving.store import ReadingStore
@@ -101,7 +107,8 @@ class ServiceAlerts:
             raise
         self._lock = threading.Lock()
         self._threshold_rules = any(isinstance(r.condition, ThresholdCondition) for r in rules)
-        self._drift_rules = any(not isinstance(r.condition, ThresholdCondition) for r in rules)
+        self._capacity_rules = any(isinstance(r.condition, CapacityCondition) for r in rules)
+        self._drift_rules = any(isinstance(r.condition, DriftCondition) for r in rules)
 
     # --- at each issue ------------------------------------------------------------------------
 
@@ -112,6 +119,11 @@ class ServiceAlerts:
         below = None
         if self._threshold_rules and calibration is not None:
             below = self._probability_below(calibration, scale, issued.values)
+        above = None
+        capacity = self.model.capacity
+        if self._capacity_rules and calibration is not None and capacity is not None:
+            scale_now = calibration.scale if scale is None else scale
+            above = probability_above_capacity(calibration, scale_now, issued.values, capacity)
         live = reference = None
         if self._drift_rules and calibration is not None:
             live, reference = self._errors(calibration, issued.issued_at)
@@ -120,6 +132,7 @@ class ServiceAlerts:
             probability_below=below,
             live_mae=live,
             validation_mae=reference,
+            probability_above_capacity=above,
         )
         if transitions:
             with self._lock:
@@ -185,6 +198,7 @@ class ServiceAlerts:
             rule = by_name[alert["rule"]]
             condition = rule.condition
             threshold = isinstance(condition, ThresholdCondition)
+            probable = threshold or isinstance(condition, CapacityCondition)
             since = alert["since"]
             out.append(
                 {
@@ -195,9 +209,9 @@ class ServiceAlerts:
                     "value": values.get((alert["rule"], alert["sensor_id"])),
                     "condition": condition.kind,
                     "threshold": condition.threshold if threshold else None,
-                    "within_minutes": condition.within_minutes if threshold else None,
-                    "probability": condition.probability if threshold else None,
-                    "factor": None if threshold else condition.factor,
+                    "within_minutes": condition.within_minutes if probable else None,
+                    "probability": condition.probability if probable else None,
+                    "factor": None if probable else condition.factor,
                 }
             )
         return out

@@ -46,6 +46,11 @@ class IssuedForecast:
         Whether it is in the store (False: computed on request before it was issued).
     stored_at
         The server's clock when it was stored (UTC), for the audit; None when not stored.
+    scale
+        ``[h n]`` the online conformal scale its intervals were computed with, kept in memory
+        only (not stored): None for a forecast read back from the store or issued without
+        intervals, where the calibration's scale stands in (probabilities of exceeding a
+        capacity, ``serving/capacity.py``).
     """
 
     issued_at: pd.Timestamp
@@ -64,6 +69,7 @@ class IssuedForecast:
     upper: np.ndarray
     stored: bool = True
     stored_at: pd.Timestamp | None = None
+    scale: np.ndarray | None = None
 
     @property
     def horizon(self) -> int:

@@ -49,11 +49,14 @@ class LiveModel:
             )
         rows = {row["sensor_id"]: row for row in card.get("sensors", [])}
         ids = forecaster.sensor_ids_
+        capacity = np.array([_number(rows.get(i, {}).get("capacity")) for i in ids])
+        occupancy = described.get("kind") == "occupancy" and bool(np.isfinite(capacity).any())
         sensors = Sensors(
             ids=ids,
             latitude=np.array([_number(rows.get(i, {}).get("latitude")) for i in ids]),
             longitude=np.array([_number(rows.get(i, {}).get("longitude")) for i in ids]),
             names=tuple(str(rows.get(i, {}).get("name") or "") for i in ids),
+            capacity=capacity if occupancy else None,  # only occupancy data fill a capacity
         )
         metadata = DatasetMetadata(
             name=str(described["name"]),
@@ -80,6 +83,12 @@ class LiveModel:
     @property
     def step(self) -> pd.Timedelta:
         return parse_frequency(self.metadata.frequency)
+
+    @property
+    def capacity(self) -> np.ndarray | None:
+        """``[n]`` each sensor's capacity (NaN where the data gave none) when the bundle's data
+        are occupancies with capacities; None otherwise (no utilisation is reported)."""
+        return self.sensors.capacity
 
     @property
     def calibration(self) -> Calibration | None:

@@ -294,9 +294,11 @@ class LiveService:
         values = np.where(forecast.available[None, :], raw, np.nan)
         shape = (len(self.levels), *values.shape)
         lower, upper = np.full(shape, np.nan), np.full(shape, np.nan)
+        scale = None
         if self._conformal is not None:
             # the raw forecast of every sensor: a NaN would poison the sensor's online scale
             with self._conformal_lock:
+                scale = self._conformal.scale.copy()  # the one these intervals use
                 if remember:
                     lower, upper = self._conformal.issue(self._step_index(issued_at) + 1, raw)
                 else:
@@ -320,6 +322,7 @@ class LiveService:
             lower=lower,
             upper=upper,
             stored=False,
+            scale=scale,
         )
 
     # --- reading forecasts and scores ---------------------------------------------------------

@@ -20,6 +20,7 @@ The library core; the service wires it in. What a caller does::
         probability_below=lambda t: conformal.probability_below(
             calibration, online.scale, forecast, t),                 # threshold -> [h n]
         live_mae=live_mae, validation_mae=validation_mae,            # [n] each, or None
+        probability_above_capacity=above,                            # [h n], or None
     )
 
     # for the API
@@ -35,7 +36,9 @@ The library core; the service wires it in. What a caller does::
 ``on_issue`` evaluates every rule, steps each rule's lifecycle, and stores the transitions,
 the new state and the webhook notifications in one DuckDB transaction; it never waits for a
 receiver. A ``below``/``above`` rule is skipped at an issue without ``probability_below`` (a
-bundle without intervals), a ``drift`` rule at one without ``live_mae``. ``on_issue`` should
+bundle without intervals), an ``above_capacity`` rule at one without
+``probability_above_capacity`` (``urbanflow.serving.capacity``), a ``drift`` rule at one
+without ``live_mae``. ``on_issue`` should
 be called off the request path (issuing never delays the POST that completed a step).
 
 Modules: :mod:`.rules` (TOML file, validation), :mod:`.conditions` (a condition on plain
@@ -45,12 +48,18 @@ signature, sender), :mod:`.engine` (all of it per issue). ``docs/serving.md`` ("
 the user's guide.
 """
 
-from urbanflow.serving.alerts.conditions import Evaluation, evaluate_drift, evaluate_threshold
+from urbanflow.serving.alerts.conditions import (
+    Evaluation,
+    evaluate_capacity,
+    evaluate_drift,
+    evaluate_threshold,
+)
 from urbanflow.serving.alerts.duckdb_store import DuckDBAlertStore
 from urbanflow.serving.alerts.engine import AlertEngine
 from urbanflow.serving.alerts.lifecycle import RuleState, SensorAlert, Transition, step
 from urbanflow.serving.alerts.outbox import AlertStore, MemoryAlertStore, Notification
 from urbanflow.serving.alerts.rules import (
+    CapacityCondition,
     DriftCondition,
     Rule,
     RuleScope,
@@ -69,6 +78,7 @@ from urbanflow.serving.alerts.webhooks import (
 __all__ = [
     "AlertEngine",
     "AlertStore",
+    "CapacityCondition",
     "DriftCondition",
     "DuckDBAlertStore",
     "Evaluation",
@@ -81,6 +91,7 @@ __all__ = [
     "ThresholdCondition",
     "Transition",
     "WebhookSender",
+    "evaluate_capacity",
     "evaluate_drift",
     "evaluate_threshold",
     "idempotency_key",

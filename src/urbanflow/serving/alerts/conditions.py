@@ -9,12 +9,17 @@ Inputs are plain arrays, so this works the same in the service, a benchmark or a
   reaches ``p``. For ``above`` the probability per step is ``1 − P(below)``, i.e. at or above
   the threshold. A sensor whose probabilities in the window are all NaN (no forecast) is left
   out: its alerts neither hold nor clear at this issue.
+- ``above_capacity``: the probability, per step and sensor, that the target reaches the
+  sensor's capacity (``[h n]``, NaN for a sensor without a forecast or a capacity), such as
+  ``urbanflow.serving.capacity.probability_above_capacity`` gives. The rule holds for a sensor
+  when the largest probability over the window's steps reaches ``p``.
 - ``drift``: each sensor's live MAE and validation MAE, both pooled over the horizon's steps
   (the mean of the per-step MAEs, the same steps on both sides). The rule holds when live MAE >
   ``factor`` × validation MAE. A sensor whose live MAE is NaN (nothing scored yet) is left out.
 
 The value reported with each sensor (and carried into audit records and webhooks) is the
-largest probability for ``below``/``above`` and the ratio live / validation MAE for ``drift``.
+largest probability for ``below``/``above``/``above_capacity`` and the ratio live /
+validation MAE for ``drift``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from urbanflow.serving.alerts.rules import DriftCondition, Rule, ThresholdCondition
+from urbanflow.serving.alerts.rules import (
+    CapacityCondition,
+    DriftCondition,
+    Rule,
+    ThresholdCondition,
+)
 
 ProbabilityBelow = Callable[[float], np.ndarray]
 
@@ -70,6 +80,11 @@ def window_probability(
     window = below[: condition.steps]
     if condition.kind == "above":
         window = 1.0 - window
+    return _window_max(window)
+
+
+def _window_max(window: np.ndarray) -> np.ndarray:
+    """``[n]`` the largest of ``window: [k n]`` per sensor, NaN where every step is NaN."""
     out = np.full(window.shape[1], np.nan)
     known = ~np.isnan(window).all(axis=0)
     out[known] = np.nanmax(window[:, known], axis=0)
@@ -96,6 +111,33 @@ def evaluate_threshold(
     if not isinstance(condition, ThresholdCondition):
         raise TypeError(f"rule {rule.name!r} is not a below/above rule")
     best = window_probability(condition, probability_below)
+    return _judge(rule, sensor_ids, best, lambda v: v >= condition.probability)
+
+
+def evaluate_capacity(
+    rule: Rule, sensor_ids: Sequence[str], probability_above: np.ndarray
+) -> Evaluation:
+    """An ``above_capacity`` rule at one issue.
+
+    Parameters
+    ----------
+    rule
+        A rule whose condition is a :class:`CapacityCondition`.
+    sensor_ids
+        ``[n]`` the ids of the probabilities' sensor axis.
+    probability_above
+        ``[h n]`` probability that each target reaches its sensor's capacity, NaN where
+        unknown (no forecast, no capacity).
+    """
+    condition = rule.condition
+    if not isinstance(condition, CapacityCondition):
+        raise TypeError(f"rule {rule.name!r} is not an above_capacity rule")
+    above = np.asarray(probability_above, dtype=np.float64)
+    if above.ndim != 2 or above.shape[0] < condition.steps:
+        raise ValueError(
+            f"probabilities must be [h n] with h ≥ {condition.steps}, got {above.shape}"
+        )
+    best = _window_max(above[: condition.steps])
     return _judge(rule, sensor_ids, best, lambda v: v >= condition.probability)
 
 

@@ -17,12 +17,13 @@ import numpy as np
 
 from urbanflow.serving.alerts.conditions import (
     ProbabilityBelow,
+    evaluate_capacity,
     evaluate_drift,
     evaluate_threshold,
 )
 from urbanflow.serving.alerts.lifecycle import RuleState, Transition, step, utc
 from urbanflow.serving.alerts.outbox import AlertStore, MemoryAlertStore, Notification
-from urbanflow.serving.alerts.rules import Rule, ThresholdCondition
+from urbanflow.serving.alerts.rules import CapacityCondition, Rule, ThresholdCondition
 from urbanflow.serving.alerts.webhooks import WebhookSender, notifications_for
 
 
@@ -81,6 +82,7 @@ class AlertEngine:
         probability_below: ProbabilityBelow | None = None,
         live_mae: np.ndarray | Sequence[float] | None = None,
         validation_mae: np.ndarray | Sequence[float] | None = None,
+        probability_above_capacity: np.ndarray | None = None,
     ) -> list[Transition]:
         """Take in one issued forecast; the transitions it caused (already stored).
 
@@ -96,6 +98,9 @@ class AlertEngine:
             None skips ``drift`` rules.
         validation_mae
             ``[n]`` validation MAE per sensor pooled over the same steps.
+        probability_above_capacity
+            ``[h n]`` probability that each target reaches its sensor's capacity (NaN where
+            unknown); None skips ``above_capacity`` rules.
         """
         when = utc(issued_at)
         if probability_below is not None and not callable(probability_below):
@@ -119,6 +124,10 @@ class AlertEngine:
                 if probability_below is None:
                     continue
                 evaluation = evaluate_threshold(rule, self.sensor_ids, below)
+            elif isinstance(rule.condition, CapacityCondition):
+                if probability_above_capacity is None:
+                    continue
+                evaluation = evaluate_capacity(rule, self.sensor_ids, probability_above_capacity)
             else:
                 if live_mae is None or validation_mae is None:
                     continue

@@ -16,7 +16,9 @@ A rule names a set of sensors, a condition and what to do when it fires::
 ``sensors`` is ``"all"``, a list of ids, or ``{bbox = [south, west, north, east]}`` in
 degrees (a sensor without coordinates is never inside a box). ``condition = "drift"`` takes
 ``factor`` instead of ``threshold``/``within_minutes``/``probability``: it holds for a sensor
-whose live error exceeds ``factor`` × its validation error.
+whose live error exceeds ``factor`` × its validation error. ``condition = "above_capacity"``
+takes ``within_minutes`` and ``probability`` only: the reading reaches the sensor's capacity
+(occupancy data with capacities; a model without them is refused).
 
 Every problem raises :class:`~urbanflow.errors.ConfigError` with one line naming the file,
 the rule (by name, or by position when it has none) and the field, and saying how to fix it.
@@ -42,6 +44,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 THRESHOLD_KEYS = ("threshold", "within_minutes", "probability")
+CAPACITY_KEYS = ("within_minutes", "probability")
 DRIFT_KEYS = ("factor",)
 RULE_KEYS = (
     "name",
@@ -53,7 +56,7 @@ RULE_KEYS = (
     "resolve_after",
     "webhooks",
 )
-CONDITIONS = ("below", "above", "drift")
+CONDITIONS = ("below", "above", "above_capacity", "drift")
 URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 
 
@@ -73,6 +76,9 @@ class RuleScope:
         Steps the model forecasts (12 for Los-loop).
     step_minutes
         Minutes between two steps of the data (5 for Los-loop).
+    capacity
+        ``[n]`` each sensor's capacity, NaN where unknown, or None (the default) when the
+        model's data have no capacities: ``above_capacity`` rules need them.
     """
 
     ids: tuple[str, ...]
@@ -80,16 +86,20 @@ class RuleScope:
     longitude: np.ndarray = field(repr=False)
     horizon: int
     step_minutes: float
+    capacity: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", tuple(str(i) for i in self.ids))
         object.__setattr__(self, "latitude", np.asarray(self.latitude, dtype=np.float64))
         object.__setattr__(self, "longitude", np.asarray(self.longitude, dtype=np.float64))
+        if self.capacity is not None:
+            object.__setattr__(self, "capacity", np.asarray(self.capacity, dtype=np.float64))
 
     @classmethod
     def of(cls, sensors: Any, horizon: int, step: Any) -> RuleScope:
         """The scope of a model: ``sensors`` is a :class:`~urbanflow.data.dataset.Sensors`
-        (``ids``, ``latitude``, ``longitude``), ``step`` a ``pd.Timedelta`` or minutes.
+        (``ids``, ``latitude``, ``longitude``, ``capacity``), ``step`` a ``pd.Timedelta`` or
+        minutes.
 
         Parameters
         ----------
@@ -101,7 +111,10 @@ class RuleScope:
             The data's step: a timedelta or a number of minutes.
         """
         minutes = step.total_seconds() / 60 if hasattr(step, "total_seconds") else float(step)
-        return cls(sensors.ids, sensors.latitude, sensors.longitude, int(horizon), minutes)
+        capacity = getattr(sensors, "capacity", None)
+        return cls(
+            sensors.ids, sensors.latitude, sensors.longitude, int(horizon), minutes, capacity
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,29 @@ class DriftCondition:
     kind: Literal["drift"] = "drift"
 
 
-Condition = ThresholdCondition | DriftCondition
+@dataclass(frozen=True)
+class CapacityCondition:
+    """The reading reaches its sensor's capacity within ``within_minutes`` with probability
+    ≥ p (occupancy data with capacities).
+
+    Parameters
+    ----------
+    within_minutes
+        The window: the forecast steps ``k`` with ``k·step ≤ within_minutes``.
+    probability
+        ``p`` in (0, 1]: the rule holds for a sensor when the largest probability over the
+        window's steps reaches it.
+    steps
+        How many steps the window covers.
+    """
+
+    within_minutes: float
+    probability: float
+    steps: int
+    kind: Literal["above_capacity"] = "above_capacity"
+
+
+Condition = ThresholdCondition | CapacityCondition | DriftCondition
 
 
 @dataclass(frozen=True)
@@ -158,7 +193,7 @@ class Rule:
     sensor_ids
         The sensors it watches, in the model's order (never empty).
     condition
-        A :class:`ThresholdCondition` or a :class:`DriftCondition`.
+        A :class:`ThresholdCondition`, :class:`CapacityCondition` or :class:`DriftCondition`.
     for_issues
         ``for``: issues after the first on which the condition must still hold before the
         alert fires (0: it fires on the first issue where the condition holds).
@@ -186,6 +221,11 @@ class Rule:
         if isinstance(condition, ThresholdCondition):
             out |= {
                 "threshold": condition.threshold,
+                "within_minutes": condition.within_minutes,
+                "probability": condition.probability,
+            }
+        elif isinstance(condition, CapacityCondition):
+            out |= {
                 "within_minutes": condition.within_minutes,
                 "probability": condition.probability,
             }
@@ -304,10 +344,13 @@ class _RuleReader:
         if not isinstance(name, str) or not name.strip():
             raise self.fail("name", f"{name!r} must be a non-empty string")
         ids, sensors = self.sensors()
+        condition = self.condition()
+        if isinstance(condition, CapacityCondition):
+            self.require_capacity(ids)
         return Rule(
             name=name,
             sensor_ids=ids,
-            condition=self.condition(),
+            condition=condition,
             for_issues=self.count("for", 0, 0),
             resolve_after=self.count("resolve_after", 1, 1),
             webhooks=self.webhooks(),
@@ -358,15 +401,30 @@ class _RuleReader:
         ids = tuple(i for i, keep in zip(self.scope.ids, inside, strict=True) if keep)
         return ids, (south, west, north, east)
 
+    def require_capacity(self, ids: tuple[str, ...]) -> None:
+        capacity = self.scope.capacity
+        if capacity is None:
+            raise self.fail(
+                "condition",
+                '"above_capacity" needs sensor capacities, which this model lacks; train it on '
+                'occupancy data (dataset.toml kind = "occupancy", a capacity column in '
+                'sensors.csv) or use condition = "above" with a threshold',
+            )
+        index = {sensor: i for i, sensor in enumerate(self.scope.ids)}
+        if not np.isfinite(capacity[[index[i] for i in ids]]).any():
+            raise self.fail(
+                "sensors",
+                'none of the rule\'s sensors has a capacity, which "above_capacity" needs; '
+                "choose sensors with one (sensors.csv `capacity`)",
+            )
+
     def condition(self) -> Condition:
         kind = self.table["condition"]
         if kind not in CONDITIONS:
             raise self.fail("condition", f"{kind!r}: use one of {', '.join(CONDITIONS)}")
-        wanted, other = (
-            (DRIFT_KEYS, THRESHOLD_KEYS) if kind == "drift" else (THRESHOLD_KEYS, DRIFT_KEYS)
-        )
-        for key in other:
-            if key in self.table:
+        wanted = {"drift": DRIFT_KEYS, "above_capacity": CAPACITY_KEYS}.get(kind, THRESHOLD_KEYS)
+        for key in (*THRESHOLD_KEYS, *DRIFT_KEYS):
+            if key in self.table and key not in wanted:
                 raise self.fail(key, f"does not apply to condition = {kind!r}; remove it")
         for key in wanted:
             if key not in self.table:
@@ -376,7 +434,11 @@ class _RuleReader:
             if factor <= 0:
                 raise self.fail("factor", f"{factor:g} must be > 0, e.g. 1.5")
             return DriftCondition(factor)
-        threshold = self.number("threshold", "give the value in the data's unit")
+        threshold = (
+            self.number("threshold", "give the value in the data's unit")
+            if kind != "above_capacity"
+            else math.nan
+        )
         probability = self.number("probability", "give p in (0, 1], e.g. 0.7")
         if not 0 < probability <= 1:
             raise self.fail("probability", f"{probability:g} must be in (0, 1], e.g. 0.7")
@@ -389,6 +451,8 @@ class _RuleReader:
                 f"{minutes:g} is outside the model's forecast: give {step:g} to "
                 f"{horizon * step:g} minutes ({horizon} steps of {step:g})",
             )
+        if kind == "above_capacity":
+            return CapacityCondition(minutes, probability, steps)
         return ThresholdCondition(kind, threshold, minutes, probability, steps)
 
     def webhooks(self) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ import httpx
 
 from urbanflow.serving.alerts.lifecycle import Transition, utc
 from urbanflow.serving.alerts.outbox import AlertStore, Notification
-from urbanflow.serving.alerts.rules import Rule, ThresholdCondition
+from urbanflow.serving.alerts.rules import CapacityCondition, Rule, ThresholdCondition
 
 SECRET_VARIABLE = "URBANFLOW_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-Urbanflow-Signature"
@@ -80,6 +80,7 @@ def notification_body(rule: Rule, transition: Transition) -> bytes:
     """
     condition = rule.condition
     threshold_rule = isinstance(condition, ThresholdCondition)
+    probability_rule = threshold_rule or isinstance(condition, CapacityCondition)
     body = {
         "idempotency_key": idempotency_key(
             transition.rule, transition.sensor_id, transition.to_state, transition.issued_at
@@ -91,11 +92,11 @@ def notification_body(rule: Rule, transition: Transition) -> bytes:
         "issued_at": utc(transition.issued_at).isoformat().replace("+00:00", "Z"),
         "condition": condition.kind,
         "threshold": condition.threshold if threshold_rule else None,
-        "within_minutes": condition.within_minutes if threshold_rule else None,
-        "min_probability": condition.probability if threshold_rule else None,
-        "probability": transition.value if threshold_rule else None,
-        "factor": None if threshold_rule else condition.factor,
-        "error_ratio": None if threshold_rule else transition.value,
+        "within_minutes": condition.within_minutes if probability_rule else None,
+        "min_probability": condition.probability if probability_rule else None,
+        "probability": transition.value if probability_rule else None,
+        "factor": None if probability_rule else condition.factor,
+        "error_ratio": None if probability_rule else transition.value,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

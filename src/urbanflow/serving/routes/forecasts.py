@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.models.conformal import interval_columns
+from urbanflow.serving.capacity import probability_above_capacity, utilisation
 from urbanflow.serving.deps import ServiceDep
 from urbanflow.serving.issued import IssuedForecast
 from urbanflow.serving.live import LiveModel
@@ -102,7 +104,8 @@ def forecast_answer(
     model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
 ) -> bytes:
     """The ``GET /v1/forecasts`` body (``ForecastOut`` as JSON) for one step or all, one sensor
-    or all."""
+    or all; with ``capacity``, ``utilisation`` and ``p_above_capacity`` per point when the
+    model's data are occupancies with capacities (``serving/capacity.py``)."""
     ids = model.sensors.ids
     if horizon is not None and horizon > forecast.horizon:  # issued by a model with fewer steps
         raise ConfigError(
@@ -122,6 +125,7 @@ def forecast_answer(
         for k in range(len(forecast.levels))
         for bound in (forecast.lower[k], forecast.upper[k])
     ]
+    full = capacity_fields(model, forecast)  # name -> [h][n] or [n], None without capacities
 
     def point(n: int, k: int, h: int) -> dict[str, object]:
         row: dict[str, object] = {
@@ -132,6 +136,10 @@ def forecast_answer(
         }
         for name, bound in zip(names, bounds, strict=True):
             row[name] = bound[h - 1][n]
+        if full is not None:
+            row["capacity"] = full["capacity"][n]
+            row["utilisation"] = full["utilisation"][h - 1][n]
+            row["p_above_capacity"] = full["p_above_capacity"][h - 1][n]
         return row
 
     answer = {
@@ -145,3 +153,30 @@ def forecast_answer(
         "missing": [ids[n] for n in columns if not forecast.available[n]],
     }
     return json.dumps(answer, separators=(",", ":")).encode()
+
+
+def capacity_fields(model: LiveModel, forecast: IssuedForecast) -> dict[str, list] | None:
+    """``capacity`` ``[n]``, ``utilisation`` and ``p_above_capacity`` ``[h][n]`` as JSON-ready
+    lists (None for unknown: no capacity, no forecast, or no calibration for the
+    probability); None when the model's data have no capacities."""
+    capacity = model.capacity
+    if capacity is None:
+        return None
+    calibration = model.calibration
+    used = utilisation(forecast.values, capacity)
+    if calibration is None:
+        above = np.full(forecast.values.shape, np.nan)
+    else:
+        scale = forecast.scale if forecast.scale is not None else calibration.scale
+        h = forecast.values.shape[0]
+        above = probability_above_capacity(calibration, scale[:h], forecast.values, capacity)
+
+    def listed(array: np.ndarray, digits: int) -> list:
+        rounded = np.round(array, digits).astype(object)
+        return np.where(np.isnan(array), None, rounded).tolist()
+
+    return {
+        "capacity": listed(capacity, 6),
+        "utilisation": listed(used, 4),
+        "p_above_capacity": listed(above, 4),
+    }
