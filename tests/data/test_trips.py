@@ -321,3 +321,14 @@ def test_cli_from_trips(city, capsys):
     assert exit_info.value.code == 2
     assert "exists and is not empty" in err and len(err.strip().splitlines()) == 1
     assert np.isfinite(load_dataset(city / "out" / "arrivals").readings).all()
+
+
+def test_grid_without_bbox_starts_at_the_data_south_west(tmp_path):
+    path = write(
+        tmp_path,
+        HEADER + "2024-05-13 08:00,48.85,2.35\n2024-05-13 08:00,48.86,2.37\n",
+    )
+    trips_to_flows(path, "grid:500", "15min", tmp_path / "o")
+    sensors = pd.read_csv(tmp_path / "o" / "departures" / "sensors.csv")
+    # 0.01° north = 1112 m (row 2); 0.02° east = 1463 m at 48.855° (column 2)
+    assert sensors["sensor_id"].tolist() == ["g0_0", "g2_2"]
