@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,7 +78,7 @@ def wards_client(wards: tuple[CityDataset, Path], tmp_path: Path) -> Iterator[Te
         yield test_client
 
 
-def post_rows(client: TestClient, dataset: CityDataset, steps: slice) -> None:
+def post_rows(client: TestClient | httpx.Client, dataset: CityDataset, steps: slice) -> None:
     values = dataset.readings[steps, :, 0]
     rows = [
         {"sensor_id": sensor, "timestamp": stamp.isoformat(), "value": float(values[t, n])}
@@ -197,3 +198,47 @@ def test_the_service_fires_an_above_capacity_alert(
     assert {a["condition"] for a in alerts} == {"above_capacity"}
     assert "w5" not in {a["sensor_id"] for a in alerts}  # no capacity: never judged
     assert all(a["threshold"] is None and a["within_minutes"] == 180 for a in alerts)
+
+
+@pytest.mark.slow  # headless Chromium
+def test_the_dashboard_colours_wards_by_utilisation(
+    wards: tuple[CityDataset, Path], tmp_path: Path
+) -> None:
+    from tests.serving.conftest import running_server
+    from tests.serving.test_dashboard import (
+        CHROMIUM,
+        MISSING_CHROMIUM,
+        WAIT_MS,
+        WITH_FORECAST,
+        Problems,
+        headless_chromium,
+    )
+
+    if not CHROMIUM.exists():
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    dataset, bundle = wards
+    app = create_app(ServeSettings(bundle, tmp_path / "store.duckdb"))
+    with running_server(app) as base_url, headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        problems = Problems(page)
+        page.goto(f"{base_url}/")
+        page.wait_for_function(
+            "document.querySelectorAll('circle.sensor').length >= 6", timeout=WAIT_MS
+        )
+        with httpx.Client(base_url=base_url, timeout=60) as poster:
+            post_rows(poster, dataset, slice(400, 424))
+        page.wait_for_selector(WITH_FORECAST, timeout=WAIT_MS)
+        legend = page.text_content("#legend") or ""
+        assert "utilisation 0–100 %+" in legend and "≥ 100 % (full)" in legend
+        # five wards with a capacity are coloured; the one without stays grey
+        fills = dict(
+            page.eval_on_selector_all(
+                WITH_FORECAST, "cs => cs.map(c => [c.dataset.sensorId, c.getAttribute('fill')])"
+            )
+        )
+        assert sorted(fills) == [f"w{i}" for i in range(6)]
+        assert fills.pop("w5") == "#a7adb5"
+        assert all(fill.startswith("rgb(") or fill == "#7f0000" for fill in fills.values())
+        tip = page.text_content("circle.sensor[data-sensor-id='w4'] title") or ""
+        assert "of 60" in tip and "P(full)" in tip
+        assert problems.unexpected() == []

@@ -23,6 +23,10 @@ const SPEED_BINS_MPH = [
 const SPEED_UNITS = { mph: 1, "km/h": 1.609344, kmh: 1.609344, kph: 1.609344 };
 // A sequential scale (viridis stops) for quantities without a congestion reading.
 const SEQUENTIAL = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];
+// Utilisation (forecast / capacity) of occupancy data: green when empty to red when full,
+// dark red from full on.
+const UTILISATION = ["#2ca25f", "#f2cf1d", "#f98e2b", "#d7301f"];
+const FULL = "#7f0000";
 
 const state = {
   card: null,
@@ -129,6 +133,12 @@ function interpolate(stops, t) {
   return `rgb(${mix.join(",")})`;
 }
 
+// Occupancy data with capacities: colour by utilisation, the same legend at every horizon.
+function utilisationScale() {
+  const colour = (u) => (u >= 1 ? FULL : interpolate(UTILISATION, u));
+  return { colour, utilisation: true };
+}
+
 // A colour function and its legend for the values shown now.
 function colourScale(values) {
   const bins = speedBins();
@@ -157,7 +167,13 @@ function renderLegend(scale) {
   const title = document.createElement("strong");
   title.textContent = `${quantity} (${unit}) at +${horizonText(state.horizon)}`;
   const list = document.createElement("ul");
-  if (scale.bins) {
+  if (scale.utilisation) {
+    title.textContent = `utilisation 0–100 %+ (${quantity} / capacity) at +${horizonText(state.horizon)}`;
+    const gradient = `linear-gradient(to right, ${UTILISATION.join(", ")})`;
+    list.append(legendItem(gradient, "0 … 100 %"));
+    list.lastChild.classList.add("gradient");
+    list.append(legendItem(FULL, "≥ 100 % (full)"));
+  } else if (scale.bins) {
     scale.bins.forEach((bin, i) => {
       const from = i ? scale.bins[i - 1].upTo : null;
       let text = `${from}–${bin.upTo}`;
@@ -171,7 +187,7 @@ function renderLegend(scale) {
     list.append(legendItem(gradient, `${lo.toFixed(1)} … ${hi.toFixed(1)}`));
     list.lastChild.classList.add("gradient");
   }
-  list.append(legendItem(NO_DATA, "no forecast"));
+  list.append(legendItem(NO_DATA, scale.utilisation ? "no forecast or capacity" : "no forecast"));
   if (state.alertsServed) {
     list.append(legendItem("transparent", "firing alert"));
     list.lastChild.classList.add("ring");
@@ -259,7 +275,12 @@ function drawMap(sensors, edges) {
 function tooltip(id, value) {
   const name = state.sensors.get(id)?.name;
   const label = name ? `${id} · ${name}` : id;
-  const shown = Number.isFinite(value) ? formatValue(value) : "no forecast";
+  let shown = Number.isFinite(value) ? formatValue(value) : "no forecast";
+  const full = state.forecast?.capacity?.get(state.horizon)?.get(id);
+  if (full && Number.isFinite(value) && Number.isFinite(full.utilisation)) {
+    const chance = Number.isFinite(full.pAbove) ? `, P(full) ${Math.round(full.pAbove * 100)} %` : "";
+    shown += ` of ${full.capacity} (${Math.round(full.utilisation * 100)} %${chance})`;
+  }
   const rules = state.alerts.filter((a) => a.sensor_id === id).map((a) => a.rule);
   const firing = rules.length ? `\nfiring: ${rules.join(", ")}` : "";
   return `${label}\n${shown} at +${horizonText(state.horizon)}${firing}`;
@@ -267,11 +288,15 @@ function tooltip(id, value) {
 
 function paintSensors() {
   const values = state.forecast?.byHorizon.get(state.horizon) ?? new Map();
-  const scale = colourScale(values.values());
+  const capacity = state.forecast?.capacity; // null unless occupancy data with capacities
+  const full = capacity?.get(state.horizon) ?? new Map();
+  const scale = capacity ? utilisationScale() : colourScale(values.values());
   for (const [id, circle] of state.circles) {
     const value = values.get(id);
     const known = Number.isFinite(value);
-    circle.setAttribute("fill", known ? scale.colour(value) : NO_DATA);
+    const used = full.get(id)?.utilisation;
+    const shown = capacity ? known && Number.isFinite(used) : known;
+    circle.setAttribute("fill", shown ? scale.colour(capacity ? used : value) : NO_DATA);
     circle.classList.toggle("no-forecast", !known);
     circle.firstChild.textContent = tooltip(id, value);
   }
@@ -289,9 +314,19 @@ function indexForecasts(body) {
   const byHorizon = new Map(); // horizon step -> Map(sensor_id -> value)
   const paths = new Map(); // sensor_id -> [{t, value, bounds: {label: [lower, upper]}}] in time order
   const labels = (body.levels ?? []).map(levelLabel);
+  // occupancy data with capacities: horizon step -> Map(sensor_id -> {capacity, utilisation, pAbove})
+  const capacity = body.data.some((row) => "utilisation" in row) ? new Map() : null;
   for (const row of body.data) {
     if (!byHorizon.has(row.horizon_steps)) byHorizon.set(row.horizon_steps, new Map());
     byHorizon.get(row.horizon_steps).set(row.sensor_id, row.value);
+    if (capacity) {
+      if (!capacity.has(row.horizon_steps)) capacity.set(row.horizon_steps, new Map());
+      capacity.get(row.horizon_steps).set(row.sensor_id, {
+        capacity: row.capacity,
+        utilisation: row.utilisation ?? NaN,
+        pAbove: row.p_above_capacity ?? NaN,
+      });
+    }
     if (!Number.isFinite(row.value)) continue;
     const bounds = {};
     for (const label of labels) {
@@ -304,7 +339,7 @@ function indexForecasts(body) {
   for (const path of paths.values()) path.sort((a, b) => a.t - b.t);
   const missing = body.missing ?? [];
   const levels = [...(body.levels ?? [])].sort((a, b) => b - a); // widest first
-  return { issuedAt: Date.parse(body.issued_at), model: body.model, byHorizon, paths, missing, levels };
+  return { issuedAt: Date.parse(body.issued_at), model: body.model, byHorizon, capacity, paths, missing, levels };
 }
 
 // The bands the chart draws: the widest level and, when there are more, the narrowest.
