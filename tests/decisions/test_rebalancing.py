@@ -107,6 +107,18 @@ def test_relay_through_a_balanced_zone():
     assert plan.shortfall.tolist() == [0, 0, 0]
 
 
+def test_vehicles_on_their_way_count_but_do_not_move():
+    # c wants 2 and one vehicle is on its way there: a sends one, not two
+    plan = plan_moves(problem([3, 0, 0], [0, 0, 2], incoming=np.array([0, 0, 1])))
+    assert moves(plan) == {("a", "c"): 1}
+    assert plan.shortfall.tolist() == [0, 0, 0]
+    # b's target is covered by its incoming vehicle, so both of its idle ones are spare
+    plan = plan_moves(problem([0, 2, 0], [0, 1, 2], incoming=np.array([0, 1, 0])))
+    assert moves(plan) == {("b", "c"): 2}
+    with pytest.raises(DataError, match="incoming vehicles must be whole numbers"):
+        problem([0, 0, 0], [0, 0, 0], incoming=np.array([0, -1, 0]))
+
+
 def test_single_zone_and_nothing_idle():
     alone = plan_moves(RebalancingProblem(("a",), [0.0], [0.0], [0], [2]))
     assert alone.shortfall.tolist() == [2]

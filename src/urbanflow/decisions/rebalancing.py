@@ -85,6 +85,10 @@ class RebalancingProblem:
         forecast, ``decisions.demand``), whole numbers ≥ 0.
     neighbours
         Moves go from a zone to its ``neighbours`` nearest zones, ≥ 1 (default 10).
+    incoming
+        ``[n]`` vehicles on their way that will be idle in each zone in time to serve its
+        target (whole numbers ≥ 0): they count towards the target but cannot be moved; None
+        (the default): none.
     """
 
     zone_ids: tuple[str, ...]
@@ -93,6 +97,7 @@ class RebalancingProblem:
     idle: np.ndarray
     demand: np.ndarray
     neighbours: int = DEFAULT_NEIGHBOURS
+    incoming: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.zone_ids)
@@ -110,6 +115,8 @@ class RebalancingProblem:
             object.__setattr__(self, name, values)
         object.__setattr__(self, "idle", _whole_counts(self.idle, "idle vehicles", n))
         object.__setattr__(self, "demand", _whole_counts(self.demand, "demand targets", n))
+        incoming = np.zeros(n) if self.incoming is None else self.incoming
+        object.__setattr__(self, "incoming", _whole_counts(incoming, "incoming vehicles", n))
         if self.neighbours < 1:
             raise ConfigError(f"neighbours {self.neighbours} must be ≥ 1, e.g. 10")
 
@@ -136,7 +143,7 @@ class RebalancingPlan:
     solver_seconds
         Time spent building and solving the program.
     after
-        ``[n]`` idle vehicles per zone once the moves arrive.
+        ``[n]`` idle vehicles per zone once the moves arrive (the incoming ones left out).
     target
         ``[n]`` the demand targets the plan covers.
     """
@@ -196,9 +203,11 @@ def plan_moves(problem: RebalancingProblem, demand: KStepDemand | None = None) -
     started = time.perf_counter()
     n = len(problem.zone_ids)
     idle, target = problem.idle, problem.demand
+    # vehicles on their way cover part of a zone's target; the program covers the rest
+    need = np.maximum(target - problem.incoming, 0)
     sources = targets = np.zeros(0, np.int64)
     distances = np.zeros(0)
-    if n >= 2 and (target > idle).any() and idle.any():
+    if n >= 2 and (need > idle).any() and idle.any():
         neighbours, metres = nearest_neighbours(
             problem.latitude, problem.longitude, problem.neighbours
         )
@@ -207,9 +216,9 @@ def plan_moves(problem: RebalancingProblem, demand: KStepDemand | None = None) -
         distances = metres.ravel() / 1000.0
         # a zone without vehicles cannot send, and a zone without demand gains nothing by
         # receiving (what it sends on is bounded by its own idle vehicles): drop those moves
-        useful = (idle[sources] > 0) & (target[targets] > 0)
+        useful = (idle[sources] > 0) & (need[targets] > 0)
         sources, targets, distances = sources[useful], targets[useful], distances[useful]
-        vehicles = _solve(sources, targets, distances, idle, target)
+        vehicles = _solve(sources, targets, distances, idle, need)
         keep = vehicles > 0
         sources, targets, distances = sources[keep], targets[keep], distances[keep]
         vehicles = vehicles[keep]
@@ -218,8 +227,9 @@ def plan_moves(problem: RebalancingProblem, demand: KStepDemand | None = None) -
     after = idle.copy()
     np.subtract.at(after, sources, vehicles)
     np.add.at(after, targets, vehicles)
-    shortfall = np.maximum(target - after, 0)
-    expected = shortfall.astype(np.float64) if demand is None else demand.expected_unmet(after)
+    shortfall = np.maximum(need - after, 0)
+    supply = after + problem.incoming
+    expected = shortfall.astype(np.float64) if demand is None else demand.expected_unmet(supply)
     return RebalancingPlan(
         zone_ids=problem.zone_ids,
         sources=sources,
