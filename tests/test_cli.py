@@ -77,6 +77,23 @@ def test_datasets_list_and_info(capsys):
     assert f"{missing:.2f} %" in out
 
 
+def test_datasets_list_and_info_describe_each_embedded_set_from_its_toml(capsys):
+    code, out, _ = run(["datasets", "list"], capsys)
+    assert code == 0
+    words = " ".join(out.split())  # the table wraps its cells
+    assert "speed (mph), level, 207 sensors" in words and "2012-03-01" in words
+    lines = out.splitlines()
+    los = next(i for i, line in enumerate(lines) if "los-loop" in line)
+    demand = next(i for i, line in enumerate(lines) if "synthetic-demand" in line)
+    assert "synthetic" not in " ".join(lines[los:demand])  # only the generated set says so
+    assert "synthetic departures" in " ".join(lines[demand : demand + 2])
+    code, out, _ = run(["datasets", "info", "synthetic-demand"], capsys)
+    assert code == 0
+    about = next(line for line in out.splitlines() if "about" in line)
+    assert "synthetic departures (trips), count" in about and "every 15min" in about
+    assert "source  synthetic:" in out and "licence  synthetic" in out
+
+
 def missing_percent(folder: Path, frequency: str, null_value: float) -> float:
     """The share of missing readings of a wide city folder, in %, with plain pandas: cells of
     the regular grid from the first to the last timestamp that are absent rows, empty, or the

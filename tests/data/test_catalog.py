@@ -5,7 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urbanflow.data.catalog import dataset_names, load_dataset
+from urbanflow.data.catalog import (
+    EMBEDDED,
+    dataset_names,
+    describe_embedded,
+    embedded_folder,
+    load_dataset,
+)
 from urbanflow.errors import DataError, UnknownNameError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -17,7 +23,7 @@ def los_loop():
 
 
 def test_names_list_embedded_and_downloadable():
-    assert dataset_names()[:1] == ["los-loop"]
+    assert dataset_names()[:2] == ["los-loop", "synthetic-demand"]
     assert {"metr-la", "pems-bay", "pems04", "pems08"} <= set(dataset_names())
 
 
@@ -84,3 +90,43 @@ def test_unknown_names_and_layouts(tmp_path):
     np.savez(tmp_path / "mine.npz", data=np.zeros((5, 2, 1)))
     with pytest.raises(DataError, match="start time"):
         load_dataset(tmp_path / "mine.npz")
+
+
+@pytest.fixture(scope="module")
+def demand_city():
+    return load_dataset("synthetic-demand")
+
+
+def test_synthetic_demand_city_is_a_count_city_of_many_zeros(demand_city):
+    assert demand_city.metadata.name == "synthetic-demand"
+    assert demand_city.kind == "count" and demand_city.kind_source == "declared"
+    assert demand_city.metadata.frequency == "15min"
+    assert "synthetic" in demand_city.metadata.source
+    assert "synthetic" in demand_city.metadata.licence
+    values = demand_city.readings[..., 0]
+    assert not np.isnan(values).any()  # from-trips writes every step of every zone
+    assert (values >= 0).all() and (values == np.round(values)).all()
+    assert 40 <= demand_city.num_sensors <= 80
+    assert demand_city.num_steps == 28 * 96 - 4  # four weeks of quarter hours, less the DST hour
+    assert 0.5 < (values == 0).mean() < 0.85  # sparse, as taxi or bike-share demand is
+    assert demand_city.graph.num_edges > 0
+
+
+def test_synthetic_demand_city_ships_its_od_table(demand_city):
+    od = pd.read_parquet(embedded_folder("synthetic-demand") / "od.parquet")
+    assert list(od.columns) == ["origin_zone", "destination_zone", "hour_of_week", "trips"]
+    zones = set(demand_city.sensors.ids)
+    assert set(od["origin_zone"]) <= zones and set(od["destination_zone"]) <= zones
+    assert od["hour_of_week"].between(0, 167).all() and (od["trips"] > 0).all()
+    # every trip departs once: the OD table adds up to the departures counted
+    assert od["trips"].sum() == demand_city.readings.sum()
+
+
+def test_embedded_sets_are_small_and_described_by_their_own_toml():
+    total = sum(f.stat().st_size for f in embedded_folder("synthetic-demand").iterdir())
+    assert total < 1_000_000
+    assert describe_embedded("los-loop") == (
+        "speed (mph), level, 207 sensors, every 5min, 2012-03-01 to 2012-03-07 (7 days)"
+    )
+    assert describe_embedded("synthetic-demand").startswith("synthetic departures (trips), count")
+    assert all(describe_embedded(name) for name in EMBEDDED)

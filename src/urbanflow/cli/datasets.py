@@ -11,7 +11,7 @@ from rich.progress import TaskID
 from rich.table import Table
 
 from urbanflow.cli.common import console, progress_bar
-from urbanflow.data.catalog import dataset_names, load_dataset
+from urbanflow.data.catalog import dataset_names, describe, describe_embedded, load_dataset
 from urbanflow.data.download import CATALOGUE, download, is_downloaded
 from urbanflow.data.synth import SYNTH_KINDS, TripCityParameters, WardParameters
 from urbanflow.data.trips import TripColumns, TripSummary, parse_bbox, trips_to_flows
@@ -36,7 +36,7 @@ def datasets_list() -> None:
             status = "downloaded" if ready else f"urbanflow datasets download {name}"
             table.add_row(name, status, CATALOGUE[name].description)
         else:
-            table.add_row(name, "embedded", "Los Angeles freeway speed, 207 sensors, 1 week")
+            table.add_row(name, "embedded", describe_embedded(name))
     console.print(table)
 
 
@@ -62,14 +62,16 @@ def datasets_info(name: Annotated[str, typer.Argument(help="Built-in name or pat
     """Sensors, steps, frequency, span, missing share and edges of a dataset."""
     dataset = load_dataset(name)
     meta = dataset.metadata
+    first, last = dataset.timestamps[0], dataset.timestamps[-1]
     rows = {
         "name": meta.name,
+        "about": describe(meta, dataset.kind, dataset.num_sensors, first, last),
         "quantity": f"{meta.quantity} ({meta.unit or 'no unit'})",
         "kind": f"{dataset.kind} ({dataset.kind_source})",
         "sensors": dataset.num_sensors,
         "steps": dataset.num_steps,
         "frequency": meta.frequency,
-        "span": f"{dataset.timestamps[0]} to {dataset.timestamps[-1]}",
+        "span": f"{first} to {last}",
         "missing": f"{100 * dataset.missing_fraction():.2f} %",
         "edges": dataset.graph.num_edges,
         "channels": ", ".join(meta.channels),

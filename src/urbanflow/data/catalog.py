@@ -1,7 +1,9 @@
-"""Datasets by name or path: the embedded Los-loop, downloaded standard sets, files on disk.
+"""Datasets by name or path: the embedded sets, downloaded standard sets, files on disk.
 
-Names: ``los-loop`` (shipped inside the package) and the downloadable standard sets
-(``metr-la``, ``pems-bay``, ``pems04``, ``pems08``; ``urbanflow datasets download NAME``).
+Names: ``los-loop`` and ``synthetic-demand`` (city folders shipped inside the package,
+each described by its own ``dataset.toml``: :func:`describe_embedded`) and the downloadable
+standard sets (``metr-la``, ``pems-bay``, ``pems04``, ``pems08``;
+``urbanflow datasets download NAME``).
 Paths: a city folder, a METR-LA/PEMS-BAY ``.h5`` file (graph files beside it), a PEMS0X
 ``.npz`` file (distances CSV beside it), or a T-GCN folder (``*_speed.csv`` + ``*_adj.csv``).
 """
@@ -12,15 +14,17 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from urbanflow.data.dataset import CityDataset
+import pandas as pd
+
+from urbanflow.data.dataset import CityDataset, DatasetMetadata
 from urbanflow.data.download import CATALOGUE, dataset_folder, is_downloaded
-from urbanflow.data.readers.city_folder import read_city_folder
+from urbanflow.data.readers.city_folder import read_city_folder, read_settings
 from urbanflow.data.readers.metr_hdf5 import read_traffic_hdf5
 from urbanflow.data.readers.pems_npz import PEMS_START, read_pems_npz
 from urbanflow.data.readers.tgcn_csv import LOS_LOOP_START, LOS_LOOP_TIMEZONE, read_tgcn_csv
 from urbanflow.errors import DataError, UnknownNameError
 
-EMBEDDED = ("los-loop",)
+EMBEDDED = ("los-loop", "synthetic-demand")
 # T-GCN releases: name prefix -> (start of the first row, frequency, time zone)
 TGCN_RELEASES = {
     "los": (LOS_LOOP_START, "5min", LOS_LOOP_TIMEZONE),
@@ -34,9 +38,71 @@ def embedded_folder(name: str) -> Path:
     Parameters
     ----------
     name
-        An embedded dataset's name (``los-loop``).
+        An embedded dataset's name (:data:`EMBEDDED`). The folder of ``synthetic-demand``
+        also holds ``od.parquet``, its origin-destination table.
     """
     return Path(str(resources.files("urbanflow") / "datasets" / name))
+
+
+def is_synthetic(metadata: DatasetMetadata) -> bool:
+    """Whether a dataset's source says it is synthetic (generated, not measured).
+
+    Parameters
+    ----------
+    metadata
+        The dataset's metadata; its ``source`` mentions "synthetic" for generated data.
+    """
+    return "synthetic" in metadata.source.lower()
+
+
+def describe(
+    metadata: DatasetMetadata, kind: str, sensors: int, first: pd.Timestamp, last: pd.Timestamp
+) -> str:
+    """One line about a dataset: synthetic or not, quantity, unit, kind, sensors, step, span.
+
+    Parameters
+    ----------
+    metadata
+        The dataset's metadata (its ``dataset.toml``).
+    kind
+        ``level``, ``count`` or ``occupancy``.
+    sensors
+        Number of sensors (zones, wards).
+    first, last
+        The first and last timestamps; shown as local dates.
+    """
+    first, last = (_local(t, metadata.timezone) for t in (first, last))
+    days = (last.normalize() - first.normalize()).days + 1
+    quantity = f"{metadata.quantity} ({metadata.unit})" if metadata.unit else metadata.quantity
+    synthetic = "synthetic " if is_synthetic(metadata) else ""
+    return (
+        f"{synthetic}{quantity}, {kind}, {sensors} sensors, every {metadata.frequency}, "
+        f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({days} days)"
+    )
+
+
+def describe_embedded(name: str) -> str:
+    """:func:`describe` of an embedded dataset from its own files, without reading every value.
+
+    Reads ``dataset.toml``, the rows of ``sensors.csv`` and the timestamp column of the
+    readings; the kind is the one ``dataset.toml`` declares.
+
+    Parameters
+    ----------
+    name
+        An embedded dataset's name (:data:`EMBEDDED`).
+    """
+    folder = embedded_folder(name)
+    metadata = read_settings(folder).metadata
+    sensors = len(pd.read_csv(folder / "sensors.csv", usecols=["sensor_id"]))
+    times = pd.read_parquet(folder / "readings.parquet", columns=["timestamp"])["timestamp"]
+    first, last = (pd.Timestamp(t) for t in (times.min(), times.max()))
+    return describe(metadata, metadata.kind or "inferred", sensors, first, last)
+
+
+def _local(time: pd.Timestamp, timezone: str) -> pd.Timestamp:
+    """An aware time in ``timezone``; a naive one is local time already."""
+    return time if time.tzinfo is None else time.tz_convert(timezone)
 
 
 def dataset_names() -> list[str]:
