@@ -1,4 +1,5 @@
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,10 +9,12 @@ import pytest
 from urbanflow.data.catalog import (
     EMBEDDED,
     dataset_names,
+    describe,
     describe_embedded,
     embedded_folder,
     load_dataset,
 )
+from urbanflow.data.dataset import DatasetMetadata
 from urbanflow.errors import DataError, UnknownNameError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -130,3 +133,14 @@ def test_embedded_sets_are_small_and_described_by_their_own_toml():
     )
     assert describe_embedded("synthetic-demand").startswith("synthetic departures (trips), count")
     assert all(describe_embedded(name) for name in EMBEDDED)
+
+
+def test_description_counts_calendar_days_across_a_clock_change():
+    metadata = DatasetMetadata(name="x", quantity="trips", frequency="15min", source="mine")
+    berlin = "Europe/Berlin"
+    first = pd.Timestamp("2026-03-02 00:00", tz=berlin)
+    last = pd.Timestamp("2026-03-30 00:30", tz=berlin)  # after the spring clock change
+    text = describe(replace(metadata, timezone=berlin), "count", 3, first, last)
+    assert text == "trips, count, 3 sensors, every 15min, 2026-03-02 to 2026-03-30 (29 days)"
+    synthetic = replace(metadata, timezone=berlin, source="Synthetic, seed 1")
+    assert describe(synthetic, "count", 3, first, last).startswith("synthetic trips, count")

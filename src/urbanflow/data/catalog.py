@@ -72,7 +72,7 @@ def describe(
         The first and last timestamps; shown as local dates.
     """
     first, last = (_local(t, metadata.timezone) for t in (first, last))
-    days = (last.normalize() - first.normalize()).days + 1
+    days = (last.date() - first.date()).days + 1
     quantity = f"{metadata.quantity} ({metadata.unit})" if metadata.unit else metadata.quantity
     synthetic = "synthetic " if is_synthetic(metadata) else ""
     return (
