@@ -55,6 +55,8 @@ def test_rebalance_writes_a_plan(count_city, tmp_path, capsys):
     idle[4] = 30
     again = rebalance(model, data, idle, "2024-03-24 06:00", 3)
     assert again.vehicles_moved == plan.vehicles.sum()
+    thrifty = rebalance(model, data, idle, "2024-03-24 06:00", 3, value_km=1.5)
+    assert thrifty.vehicles_moved < again.vehicles_moved
 
 
 @pytest.mark.parametrize(

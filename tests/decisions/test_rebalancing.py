@@ -119,6 +119,30 @@ def test_vehicles_on_their_way_count_but_do_not_move():
         problem([0, 0, 0], [0, 0, 0], incoming=np.array([0, -1, 0]))
 
 
+def test_value_of_a_departure_limits_the_kilometres():
+    # c (2.224 km from a) wants 2 vehicles, its K-step departures Poisson(1):
+    # P(D ≥ 1) = 0.632, P(D ≥ 2) = 0.264. Worth 5 km a departure, the first vehicle is worth
+    # 3.16 km and goes, the second 1.32 km and stays.
+    demand = k_step_demand(np.array([[0.0, 0.0, 1.0]]))
+    assert demand.at_least(np.array([[1, 1, 1], [2, 2, 2]]))[:, 2].tolist() == pytest.approx(
+        [1 - np.exp(-1), 1 - 2 * np.exp(-1)]
+    )
+    plan = plan_moves(problem([4, 0, 0], [0, 0, 2]), demand, value_km=5.0)
+    assert moves(plan) == {("a", "c"): 1}
+    assert plan.shortfall.tolist() == [0, 0, 1]
+    assert moves(plan_moves(problem([4, 0, 0], [0, 0, 2]), demand, value_km=20.0)) == {
+        ("a", "c"): 2
+    }
+    assert moves(plan_moves(problem([4, 0, 0], [0, 0, 2]), demand, value_km=3.0)) == {}
+    # a zone gives up a vehicle only where it is worth more elsewhere: a's second vehicle
+    # (P(D_a ≥ 2) = 0.264 of 2 wanted) goes to c, whose first is worth 0.632
+    both = k_step_demand(np.array([[1.0, 0.0, 1.0]]))
+    plan = plan_moves(problem([2, 0, 0], [2, 0, 2]), both, value_km=10.0)
+    assert moves(plan) == {("a", "c"): 1}
+    with pytest.raises(ConfigError, match="value_km needs the demand distribution"):
+        plan_moves(problem([4, 0, 0], [0, 0, 2]), value_km=5.0)
+
+
 def test_single_zone_and_nothing_idle():
     alone = plan_moves(RebalancingProblem(("a",), [0.0], [0.0], [0], [2]))
     assert alone.shortfall.tolist() == [2]

@@ -29,6 +29,10 @@ def register(app: typer.Typer) -> None:
         quantile: Annotated[
             float, typer.Option(help="Quantile of the K-step departures to cover.")
         ] = DEFAULT_QUANTILE,
+        value_km: Annotated[
+            float | None,
+            typer.Option(help="Empty km one expected departure is worth (default: no limit)."),
+        ] = None,
     ) -> None:
         """Write moves from_zone,to_zone,vehicles,distance_km that cover the quantile of each
         zone's forecast departures over the next K steps at the least empty distance."""
@@ -37,7 +41,7 @@ def register(app: typer.Typer) -> None:
         model, card = load_bundle(model_dir)
         data = load_dataset(dataset or str(card["dataset"]["name"]))
         idle = read_fleet(fleet, data.sensors.ids)
-        plan = rebalance(model, data, idle, at, steps, quantile)
+        plan = rebalance(model, data, idle, at, steps, quantile, value_km=value_km)
         path = write_plan(plan, output)
         common.console.print(
             f"{plan.vehicles_moved:,} vehicles moved in {len(plan.vehicles):,} moves, "

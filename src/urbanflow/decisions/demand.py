@@ -64,6 +64,10 @@ class KStepDemand:
         values = np.nan_to_num(self._distribution().ppf(quantile), nan=0.0)
         return np.where(np.asarray(self.mean) > 0, values, 0).astype(np.int64)
 
+    def at_least(self, counts: np.ndarray) -> np.ndarray:
+        """``P(D ≥ counts)`` per zone; ``counts`` is ``[... n]`` whole numbers."""
+        return self._distribution().sf(np.asarray(counts) - 1)
+
     def expected_unmet(self, vehicles: np.ndarray) -> np.ndarray:
         """``[n]`` ``E[(D − c)⁺]``: the departures of each zone that ``c = vehicles`` (≥ 0
         integers) leave unserved, expected."""

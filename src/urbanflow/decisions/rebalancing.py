@@ -189,7 +189,11 @@ class RebalancingPlan:
         ).reset_index(drop=True)
 
 
-def plan_moves(problem: RebalancingProblem, demand: KStepDemand | None = None) -> RebalancingPlan:
+def plan_moves(
+    problem: RebalancingProblem,
+    demand: KStepDemand | None = None,
+    value_km: float | None = None,
+) -> RebalancingPlan:
     """The cheapest moves that cover the demand targets (see the module text for the program).
 
     Parameters
@@ -199,7 +203,15 @@ def plan_moves(problem: RebalancingProblem, demand: KStepDemand | None = None) -
     demand
         The K-step demand distribution the targets were taken from, to report the expected
         unmet departures; None (the default): the shortfall is reported instead.
+    value_km
+        With ``demand``: the empty kilometres one expected departure served is worth. The
+        ``u``-th vehicle of a zone's target is then worth ``value_km × P(D ≥ u)`` instead of
+        the fixed penalty: a move is made only where the departures it is expected to serve
+        are worth its kilometres, and never beyond the target. None (the default): every
+        vehicle of a target is worth more than any move.
     """
+    if value_km is not None and (demand is None or not value_km > 0):
+        raise ConfigError("value_km needs the demand distribution and must be > 0")
     started = time.perf_counter()
     n = len(problem.zone_ids)
     idle, target = problem.idle, problem.demand
@@ -218,7 +230,12 @@ def plan_moves(problem: RebalancingProblem, demand: KStepDemand | None = None) -
         # receiving (what it sends on is bounded by its own idle vehicles): drop those moves
         useful = (idle[sources] > 0) & (need[targets] > 0)
         sources, targets, distances = sources[useful], targets[useful], distances[useful]
-        vehicles = _solve(sources, targets, distances, idle, need)
+        unit_costs = None
+        if value_km is not None and demand is not None:
+            units = np.arange(1, int(need.max()) + 1)[:, None]  # [u 1]
+            worth = value_km * demand.at_least(problem.incoming[None, :] + units)  # [u n]
+            unit_costs = [worth[: need[j], j] for j in range(n)]
+        vehicles = _solve(sources, targets, distances, idle, need, unit_costs)
         keep = vehicles > 0
         sources, targets, distances = sources[keep], targets[keep], distances[keep]
         vehicles = vehicles[keep]
@@ -250,25 +267,39 @@ def _solve(
     distances: np.ndarray,
     idle: np.ndarray,
     target: np.ndarray,
+    unit_costs: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """``[m]`` whole vehicles on each candidate move (the module text's program)."""
+    """``[m]`` whole vehicles on each candidate move (the module text's program).
+
+    ``unit_costs[j]``: the cost of leaving each vehicle of zone ``j``'s target uncovered, one
+    bounded shortfall column per vehicle (the LP leaves the cheapest, the last, uncovered
+    first); None: one unbounded column per zone at the fixed penalty.
+    """
     n, m = idle.size, sources.size
     if m == 0:
         return np.zeros(0, np.int64)
-    penalty = PENALTY_PER_KM * (float(distances.max()) + 1.0)
-    cost = np.concatenate([distances, np.full(n, penalty)])
+    if unit_costs is None:
+        penalty = PENALTY_PER_KM * (float(distances.max()) + 1.0)
+        short_zone, short_cost = np.arange(n), np.full(n, penalty)
+        short_bound: tuple[float, float | None] = (0, None)
+    else:
+        short_zone = np.repeat(np.arange(n), [len(c) for c in unit_costs])
+        short_cost = np.concatenate([np.asarray(c, dtype=np.float64) for c in unit_costs])
+        short_bound = (0, 1)
+    k = short_zone.size
+    cost = np.concatenate([distances, short_cost])
     arcs = np.arange(m)
-    outflow = sparse.csr_matrix((np.ones(m), (sources, arcs)), shape=(n, m + n))
+    outflow = sparse.csr_matrix((np.ones(m), (sources, arcs)), shape=(n, m + k))
     # coverage written as ≤: out_j − in_j − s_j ≤ idle_j − demand_j
-    rows = np.concatenate([sources, targets, np.arange(n)])
-    cols = np.concatenate([arcs, arcs, m + np.arange(n)])
-    values = np.concatenate([np.ones(m), -np.ones(m), -np.ones(n)])
-    coverage = sparse.csr_matrix((values, (rows, cols)), shape=(n, m + n))
+    rows = np.concatenate([sources, targets, short_zone])
+    cols = np.concatenate([arcs, arcs, m + np.arange(k)])
+    values = np.concatenate([np.ones(m), -np.ones(m), -np.ones(k)])
+    coverage = sparse.csr_matrix((values, (rows, cols)), shape=(n, m + k))
     result = linprog(
         cost,
         A_ub=sparse.vstack([outflow, coverage], format="csr"),
         b_ub=np.concatenate([idle, idle - target]).astype(np.float64),
-        bounds=(0, None),
+        bounds=[(0, None)] * m + [short_bound] * k,
         method="highs",
     )
     if result.status != 0:  # not expected: no moves and s = demand − idle is always feasible
@@ -391,6 +422,7 @@ def plan_from_forecast(
     quantile: float = DEFAULT_QUANTILE,
     size: float | np.ndarray | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    value_km: float | None = None,
 ) -> RebalancingPlan:
     """Moves that cover the ``quantile`` of each zone's forecast K-step departures.
 
@@ -409,6 +441,9 @@ def plan_from_forecast(
         (default): Poisson.
     neighbours
         Moves go to the ``neighbours`` nearest zones (default 10).
+    value_km
+        Empty km one expected departure served is worth (:func:`plan_moves`); None (the
+        default): every vehicle of a target is worth any move.
     """
     demand = k_step_demand(means, size)
     problem = RebalancingProblem(
@@ -419,7 +454,7 @@ def plan_from_forecast(
         demand=demand.quantile(quantile),
         neighbours=neighbours,
     )
-    return plan_moves(problem, demand)
+    return plan_moves(problem, demand, value_km)
 
 
 def rebalance(
@@ -430,6 +465,7 @@ def rebalance(
     steps: int,
     quantile: float = DEFAULT_QUANTILE,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    value_km: float | None = None,
 ) -> RebalancingPlan:
     """Moves for the idle vehicles ``idle`` at issue time ``at``, covering the ``quantile`` of
     each zone's departures over the next ``steps`` steps as ``model`` forecasts them (Poisson
@@ -451,6 +487,8 @@ def rebalance(
         Demand target quantile in (0, 1) (default 0.7).
     neighbours
         Moves go to the ``neighbours`` nearest zones (default 10).
+    value_km
+        Empty km one expected departure served is worth; None (the default): no limit.
     """
     check_quantile(quantile)
     if not dataset.sensors.has_coordinates:
@@ -468,6 +506,7 @@ def rebalance(
         quantile,
         model_size(model),
         neighbours,
+        value_km,
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from urbanflow.decisions.demand import k_step_demand
+from urbanflow.decisions.demand import KStepDemand, k_step_demand
 from urbanflow.decisions.rebalancing import DEFAULT_NEIGHBOURS, RebalancingProblem, plan_moves
 from urbanflow.errors import DataError
 from urbanflow.graph.builders import haversine_m
@@ -166,6 +166,8 @@ def simulate(
     speed_kmh: float = DEFAULT_SPEED_KMH,
     neighbours: int = DEFAULT_NEIGHBOURS,
     incoming_steps: int = 0,
+    means: np.ndarray | None = None,
+    value_km: float | None = None,
 ) -> SimulationResult:
     """Replay ``city`` with the vehicles ``initial`` idle at the start.
 
@@ -187,6 +189,12 @@ def simulate(
     incoming_steps
         Vehicles that become idle in a zone within this many steps after ``t`` count towards
         its target at ``t`` (a target of K steps: K − 1); default 0: only the idle ones.
+    means
+        ``[T n]`` the forecast mean of each zone's K-step departures (Poisson), for
+        ``value_km``.
+    value_km
+        Empty km one expected departure served is worth (``plan_moves``); None (the
+        default): targets are covered whatever the distance.
     """
     steps, n = city.requests.shape
     travel = city.travel_steps(speed_kmh)
@@ -212,7 +220,9 @@ def simulate(
                     targets[t],
                     neighbours,
                     incoming=incoming,
-                )
+                ),
+                None if means is None else KStepDemand(means[t]),
+                value_km,
             )
             solves.append(plan.solver_seconds)
             if plan.vehicles.size:

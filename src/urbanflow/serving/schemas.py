@@ -197,6 +197,13 @@ class RebalancingIn(BaseModel):
         lt=1,
         description="each zone's target is this quantile of its forecast K-step departures",
     )
+    value_km: float | None = Field(
+        default=None,
+        gt=0,
+        description="empty km one expected departure served is worth: a vehicle of a target "
+        "is moved only where the departures it is expected to serve are worth its distance "
+        "(null: every vehicle of a target is worth any move)",
+    )
 
 
 class MoveOut(BaseModel):

@@ -86,11 +86,17 @@ async def post_rebalancing(request: Request, service: ServiceDep) -> Rebalancing
             "the model's card gives no centroid for some zones; retrain it on data whose "
             "sensors.csv has every zone's latitude and longitude"
         )
-    return await run_in_threadpool(plan_latest, service, idle, body.steps, body.quantile)
+    return await run_in_threadpool(
+        plan_latest, service, idle, body.steps, body.quantile, body.value_km
+    )
 
 
 def plan_latest(
-    service: LiveService, idle: np.ndarray, steps: int, quantile: float
+    service: LiveService,
+    idle: np.ndarray,
+    steps: int,
+    quantile: float,
+    value_km: float | None = None,
 ) -> RebalancingOut:
     """The answer for ``idle`` from the newest step's forecast (off the event loop)."""
     model = service.model
@@ -108,6 +114,7 @@ def plan_latest(
         means,
         quantile,
         model_size(model.forecaster),
+        value_km=value_km,
     )
     table = plan.table()
     return RebalancingOut(

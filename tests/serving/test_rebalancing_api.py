@@ -63,6 +63,10 @@ def test_rebalancing_from_the_newest_forecast(count_bundle, count_client):
     assert answer["expected_unmet"] == pytest.approx(plan.total_expected_unmet, abs=1e-2)
     assert answer["empty_km"] == pytest.approx(plan.empty_km, rel=1e-3)
 
+    # a departure worth 1 km pays for no move of 1.1 km
+    thrifty = count_client.post("/v1/rebalancing", json={**body, "value_km": 1.0}).json()
+    assert thrifty["moves"] == [] and thrifty["zones"][4]["after"] == 20
+
 
 @pytest.mark.parametrize(
     ("body", "message"),
@@ -74,6 +78,7 @@ def test_rebalancing_from_the_newest_forecast(count_bundle, count_client):
         ({"idle": {}, "steps": 0}, "body steps: Input should be greater than or equal to 1"),
         ({"idle": {}, "quantile": 1}, "body quantile: Input should be less than 1"),
         ({"idle": {}, "fleet": 3}, "body fleet: Extra inputs are not permitted"),
+        ({"idle": {}, "value_km": 0}, "body value_km: Input should be greater than 0"),
         ({}, "body idle: Field required"),
     ],
 )
