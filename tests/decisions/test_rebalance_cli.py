@@ -69,6 +69,7 @@ def test_rebalance_writes_a_plan(count_city, tmp_path, capsys):
         ("zone,count\nZ1,1\n", [], "lacks the column(s) zone_id, vehicles"),
         ("zone_id,vehicles\n", ["--steps", "7"], "steps 7 must lie in 1…6"),
         ("zone_id,vehicles\n", ["--quantile", "1"], "quantile 1.0 must lie strictly between"),
+        ("zone_id,vehicles\nZ4,3\n", ["--value-km", "0"], "value_km 0.0 must be > 0"),
         ("zone_id,vehicles\n", ["--at", "2030-01-01 00:00"], "is not a time step of grid-city"),
     ],
 )

@@ -141,6 +141,8 @@ def test_value_of_a_departure_limits_the_kilometres():
     assert moves(plan) == {("a", "c"): 1}
     with pytest.raises(ConfigError, match="value_km needs the demand distribution"):
         plan_moves(problem([4, 0, 0], [0, 0, 2]), value_km=5.0)
+    with pytest.raises(ConfigError, match=r"value_km -1\.0 must be > 0"):
+        plan_moves(problem([4, 0, 0], [0, 0, 2]), demand, value_km=-1.0)
 
 
 def test_single_zone_and_nothing_idle():

@@ -210,8 +210,10 @@ def plan_moves(
         are worth its kilometres, and never beyond the target. None (the default): every
         vehicle of a target is worth more than any move.
     """
-    if value_km is not None and (demand is None or not value_km > 0):
-        raise ConfigError("value_km needs the demand distribution and must be > 0")
+    if value_km is not None and not value_km > 0:
+        raise ConfigError(f"value_km {value_km} must be > 0: the empty km a departure is worth")
+    if value_km is not None and demand is None:
+        raise ConfigError("value_km needs the demand distribution the targets came from")
     started = time.perf_counter()
     n = len(problem.zone_ids)
     idle, target = problem.idle, problem.demand
