@@ -86,9 +86,9 @@ def test_training_learns_restores_best_and_is_reproducible():
         reports.append(report)
         weights.append(model.weight.item())
     assert weights[0] == weights[1]  # seeded
-    best = min(h["validation_mae"] for h in reports[0].history)
-    assert reports[0].best_validation_mae == pytest.approx(best)
-    assert reports[0].history[reports[0].best_epoch - 1]["validation_mae"] == pytest.approx(best)
+    best = min(h["validation_score"] for h in reports[0].history)
+    assert reports[0].best_validation_score == pytest.approx(best)
+    assert reports[0].history[reports[0].best_epoch - 1]["validation_score"] == pytest.approx(best)
     assert 0.5 < weights[0] < 1.5  # learned persistence from a start of 0
 
 
@@ -122,4 +122,4 @@ def test_early_stopping_and_time_budget():
     )
     assert budget.stopped_by == "time_budget"
     assert budget.seconds < 0.02 * 60 * 3
-    assert not math.isnan(budget.best_validation_mae)
+    assert not math.isnan(budget.best_validation_score)

@@ -26,7 +26,7 @@ from urbanflow.graph.graph import SensorGraph
 from urbanflow.models.conformal import Calibration
 from urbanflow.models.networks import NetworkSpec
 from urbanflow.models.neural import NeuralForecaster
-from urbanflow.training.engine import choose_device
+from urbanflow.training.engine import choose_device, validation_criterion
 from urbanflow.training.tensors import Scaler
 from urbanflow.version import __version__
 
@@ -140,7 +140,8 @@ def save_bundle(
                     "best_epoch": r.best_epoch,
                     "epochs_run": r.epochs_run,
                     "stopped_by": r.stopped_by,
-                    "best_validation_mae": r.best_validation_mae,
+                    "best_validation_score": r.best_validation_score,
+                    "validation_criterion": validation_criterion(model.loss_),
                 }
                 for r in model.training_reports_
             ],
@@ -152,6 +153,7 @@ def save_bundle(
             "cutoff": calibration.cutoff,
             "cutoff_time": calibration.cutoff_time,
             "half_life_steps": calibration.half_life_steps,
+            "counts": calibration.counts,
         },
         "urbanflow_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -299,4 +301,5 @@ def read_calibration(
         cutoff=int(described["cutoff"]),
         half_life_steps=float(described["half_life_steps"]),
         cutoff_time=str(described.get("cutoff_time", "")),
+        counts=bool(described.get("counts", False)),
     )

@@ -11,7 +11,7 @@ from torch import nn
 
 from urbanflow.data.calendar import weekdays_usable
 from urbanflow.data.dataset import CityDataset
-from urbanflow.data.windows import sample_times
+from urbanflow.data.windows import hold_out, sample_times
 from urbanflow.errors import ConfigError
 from urbanflow.models.base import FitProgress, Forecaster
 from urbanflow.models.networks import NetworkSpec, build_network, parameter_count
@@ -22,13 +22,13 @@ from urbanflow.training.engine import (
     choose_device,
     predict_batches,
     train,
+    validation_criterion,
 )
 from urbanflow.training.losses import LOSSES, is_distributional
 from urbanflow.training.tensors import Scaler, SeriesTensors
 
 DEFAULT_LOSSES = {"level": "mae", "count": "poisson", "occupancy": "mae"}
 """The loss a network trains with when none is given, by the data's kind (docs/models.md)."""
-INNER_VALIDATION = 0.1  # share of training samples held out when no validation part is given
 
 
 class Ensemble(nn.Module):
@@ -58,7 +58,7 @@ class Ensemble(nn.Module):
 
 
 class NeuralForecaster(Forecaster):
-    """A network trained with masked MAE, early-stopped on validation MAE.
+    """A network trained with a masked loss, early-stopped on a validation score.
 
     Training (``urbanflow.training.engine``): AdamW with a one-cycle cosine schedule, gradient
     clipping, a loss over present targets only, and the weights of the best validation epoch
@@ -233,19 +233,17 @@ class NeuralForecaster(Forecaster):
                 "readings (negative values are possible); use mae or huber, or declare "
                 'kind = "count" in dataset.toml'
             )
-        self.build(
-            spec, Scaler.fit(dataset.readings[..., 0]), device, loss, dataset.non_negative
-        )
+        self.build(spec, Scaler.fit(dataset.readings[..., 0]), device, loss, dataset.non_negative)
         train_series = self.series(dataset)
         train_times = sample_times(dataset.num_steps, self.input_len, self.horizon)
         if validation is not None:
             validation_series = self.series(validation)
             validation_times = sample_times(validation.num_steps, self.input_len, self.horizon)
         else:  # hold out the last samples, with a gap of H so no target is shared
-            held = max(1, int(len(train_times) * INNER_VALIDATION))
-            validation_series, validation_times = train_series, train_times[-held:]
-            train_times = train_times[: -held - self.horizon]
+            train_times, validation_times = hold_out(train_times, self.horizon)
+            validation_series = train_series
 
+        criterion = validation_criterion(self.loss_)
         self.training_reports_: list[TrainingReport] = []
         for member, network in enumerate(self.network_.members):
             label = f"network {member + 1}/{self.ensemble} · " if self.ensemble > 1 else ""
@@ -255,8 +253,8 @@ class NeuralForecaster(Forecaster):
                     progress(
                         report.epoch,
                         report.max_epochs,
-                        f"{label}loss {report.train_loss:.4f} · val MAE "
-                        f"{report.validation_mae:.3f} (best {report.best_validation_mae:.3f})",
+                        f"{label}loss {report.train_loss:.4f} · val {criterion} "
+                        f"{report.validation_score:.3f} (best {report.best_validation_score:.3f})",
                     )
 
             self.training_reports_.append(

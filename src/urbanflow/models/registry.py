@@ -59,14 +59,15 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType(
         "ridge": ModelEntry(f"{_BASELINES}:Ridge"),
         "ridge-per-sensor": ModelEntry(f"{_BASELINES}:Ridge", {"per_sensor": True}),
         **{name: ModelEntry(_NEURAL, {"network": name}) for name in NETWORKS},
-        # urbanflow's strongest model on Los-loop: STID that also reads its graph neighbours'
-        # windows, with a linear highway and no weekday embedding (one week of data leaves
-        # test weekdays unseen), averaged over three seeds (docs/models.md).
+        # urbanflow's recommended model: STID that also reads its graph neighbours' windows,
+        # with a linear highway, averaged over three seeds (docs/models.md). Weekdays, the
+        # loss and the horizons follow the data by rule (weekdays_usable, DEFAULT_LOSSES,
+        # default_horizons), never by what works on one city.
         "stid-graph": ModelEntry(
             _NEURAL,
             {
                 "network": "stid",
-                "network_options": {"neighbours": True, "highway": True, "dow_dim": 0},
+                "network_options": {"neighbours": True, "highway": True},
                 "ensemble": 3,
                 "max_epochs": 60,
             },

@@ -1,5 +1,6 @@
 """One training loop for every network: AdamW, cosine schedule, clipping, masked loss,
-early stopping on validation MAE with the best weights restored, fixed seeds, time budget."""
+early stopping on a validation score (MAE, or the distributional loss) with the best weights
+restored, fixed seeds, time budget."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ import torch
 from torch import nn
 
 from urbanflow.errors import ConfigError
-from urbanflow.training.losses import LOSSES, forecast_from_output, masked_loss
+from urbanflow.training.losses import (
+    LOSSES,
+    forecast_from_output,
+    is_distributional,
+    loss_at_mean,
+    masked_loss,
+)
 from urbanflow.training.tensors import Scaler, SeriesTensors
 
 
@@ -47,15 +54,15 @@ class EpochReport:
     epoch: int
     max_epochs: int
     train_loss: float
-    validation_mae: float
-    best_validation_mae: float
+    validation_score: float
+    best_validation_score: float
     seconds: float
 
 
 @dataclass
 class TrainingReport:
     best_epoch: int = 0
-    best_validation_mae: float = math.inf
+    best_validation_score: float = math.inf
     epochs_run: int = 0
     seconds: float = 0.0
     stopped_by: str = "max_epochs"
@@ -110,7 +117,12 @@ def predict_batches(
     return torch.cat(out)
 
 
-def validation_mae(
+def validation_criterion(loss: str) -> str:
+    """What :func:`validation_score` measures for ``loss``: ``MAE`` or ``<loss> loss``."""
+    return f"{loss} loss" if is_distributional(loss) else "MAE"
+
+
+def validation_score(
     network: nn.Module,
     series: SeriesTensors,
     times: np.ndarray,
@@ -120,11 +132,22 @@ def validation_mae(
     loss: str = "mae",
     non_negative: bool = False,
 ) -> float:
+    """What early stopping minimises on the validation samples: the MAE of the forecasts for
+    ``mae`` and ``huber``; for a distributional loss that loss itself at the fitted means (a
+    proper score of the mean, where MAE would favour forecasts below it on data with many
+    zeros)."""
     forecast = predict_batches(
         network, series, times, input_len, scaler, loss=loss, non_negative=non_negative
     )
     target, mask = series.targets(torch.as_tensor(times, device=series.values.device), horizon)
     target, mask = target.cpu(), mask.cpu()
+    if is_distributional(loss):
+        dispersion = dispersion_of(network)
+        return float(
+            loss_at_mean(
+                forecast, target, mask, loss, None if dispersion is None else dispersion.cpu()
+            )
+        )
     return float(((forecast - target).abs() * mask).sum() / mask.sum().clamp_min(1.0))
 
 
@@ -181,7 +204,7 @@ def train(
             total += loss.item() * batch.numel()
             count += batch.numel()
         if validation_series is not None and len(validation_times):
-            val = validation_mae(
+            val = validation_score(
                 network,
                 validation_series,
                 validation_times,
@@ -194,9 +217,9 @@ def train(
         else:
             val = math.nan
         elapsed = time.perf_counter() - started
-        improved = not math.isnan(val) and val < report.best_validation_mae
+        improved = not math.isnan(val) and val < report.best_validation_score
         if improved or math.isnan(val):
-            report.best_validation_mae = val if improved else report.best_validation_mae
+            report.best_validation_score = val if improved else report.best_validation_score
             report.best_epoch = epoch
             best_state = copy.deepcopy(network.state_dict())
             epochs_without_gain = 0
@@ -207,7 +230,7 @@ def train(
             {
                 "epoch": epoch,
                 "train_loss": total / max(count, 1),
-                "validation_mae": val,
+                "validation_score": val,
                 "seconds": elapsed,
             }
         )
@@ -218,7 +241,7 @@ def train(
                     options.max_epochs,
                     total / max(count, 1),
                     val,
-                    report.best_validation_mae,
+                    report.best_validation_score,
                     elapsed,
                 )
             )

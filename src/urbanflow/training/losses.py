@@ -86,7 +86,34 @@ def masked_loss(
         else:
             per_item = error.abs()
         return per_item.sum() / count
-    mean = forecast_from_output(raw, loss).clamp_min(_EPSILON)
+    return loss_at_mean(forecast_from_output(raw, loss), target, mask, loss, log_dispersion)
+
+
+def loss_at_mean(
+    mean: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    loss: str,
+    log_dispersion: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean distributional loss over present targets, given the fitted means.
+
+    Parameters
+    ----------
+    mean
+        ``[b H n]`` fitted means μ (> 0; clamped at a small positive number).
+    target
+        ``[b H n]`` true values (anything where missing).
+    mask
+        ``[b H n]`` 1 where the target is present, else 0.
+    loss
+        ``poisson``, ``negative-binomial`` or ``tweedie``.
+    log_dispersion
+        ``[n]`` log of the negative-binomial dispersion per sensor; required for that loss.
+    """
+    count = mask.sum().clamp_min(1.0)
+    target = target * mask
+    mean = mean.clamp_min(_EPSILON)
     if loss == "poisson":
         per_item = mean - target * torch.log(mean)
     elif loss == "negative-binomial":
