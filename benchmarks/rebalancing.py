@@ -1,8 +1,11 @@
 """Does forecasting demand place a fleet better? A generated trip city replayed with rebalancing.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rebalancing.py [--model stid]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rebalancing.py [--model stid-graph,stid]
         [--time-budget 3] [--seeds 0,1,2] [--steps K --quantile Q --value-km V]
-        [--output benchmarks/results]
+        [--km-budget 1.2] [--output benchmarks/results] [--name rebalancing]
+
+``--model`` takes one forecasting network or several, comma-separated, replayed on the same
+cities; the targets' ratios are computed for each, the first being the one the run is about.
 
 For each seed, the synthetic trip generator (``urbanflow.data.synth.trips``, frozen parameters
 below, its ``seed`` set) draws 28 days of trips; ``trips_to_flows`` counts them into departures
@@ -193,7 +196,7 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, objec
         "reactive": simulate(city, initial, requests[test - 1], seed),
     }
     chosen: dict[str, dict[str, object]] = {}
-    for name in (*BASELINES, args.model):
+    for name in (*BASELINES, *args.models):
         (on_validation, on_test), fit_seconds = forecasts_of(
             name, dataset, plan, (validation, test), seed, args.time_budget
         )
@@ -301,7 +304,9 @@ def markdown(runs: list[dict[str, object]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="stid", help="the forecasting network compared")
+    parser.add_argument(
+        "--model", default="stid", help="the forecasting network(s) compared, comma-separated"
+    )
     parser.add_argument("--time-budget", type=float, default=3.0, help="training minutes")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=None, help="fix K (else chosen)")
@@ -314,7 +319,9 @@ def main() -> None:
         help="settings are chosen within this many times reactive's empty km on validation",
     )
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--name", default=None, help="the JSON's file name, without .json")
     args = parser.parse_args()
+    args.models = [m.strip() for m in args.model.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
 
     solver = solver_time()
@@ -323,10 +330,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for seed in seeds:
             runs.append(run_seed(seed, args, Path(folder)))
-    totals = summary(runs, args.model)
+    summaries = {model: summary(runs, model) for model in args.models}
+    totals = summaries[args.models[0]]
     table = markdown(runs)
     print(table)
-    print(json.dumps({k: v for k, v in totals.items() if k != "totals"}))
+    for model, each in summaries.items():
+        print(model, json.dumps({k: v for k, v in each.items() if k != "totals"}))
     args.output.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": "rebalancing",
@@ -336,7 +345,8 @@ def main() -> None:
         "frequency": FREQUENCY,
         "speed_kmh": DEFAULT_SPEED_KMH,
         "unmet_without_rebalancing": UNMET_WITHOUT_REBALANCING,
-        "model": args.model,
+        "model": args.models[0],
+        "models": args.models,
         "time_budget_min": args.time_budget,
         "horizons": HORIZONS,
         "steps_grid": STEPS_GRID if args.steps is None else [args.steps],
@@ -346,9 +356,12 @@ def main() -> None:
         "solver": solver,
         "runs": runs,
         "summary": totals,
+        "summaries": summaries,
         "table": table,
     }
-    name = "rebalancing" if args.km_budget == KM_BUDGET else f"rebalancing_km{args.km_budget:g}"
+    name = args.name or (
+        "rebalancing" if args.km_budget == KM_BUDGET else f"rebalancing_km{args.km_budget:g}"
+    )
     (args.output / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
