@@ -1,8 +1,11 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from urbanflow.errors import ConfigError, UnknownNameError
 from urbanflow.evaluation.protocol import (
+    DEFAULT_HORIZONS,
+    default_horizons,
     default_plan,
     make_plan,
     parse_horizons,
@@ -72,3 +75,32 @@ def test_unknown_protocol_and_fixed_tgcn_split():
 def test_too_short_series():
     with pytest.raises(ConfigError, match="too few"):
         default_plan(20, 12, (12,))
+
+
+@pytest.mark.parametrize(
+    ("step", "horizons"),
+    [
+        ("5min", (3, 6, 12)),  # 15, 30, 60 minutes
+        ("15min", (1, 2, 4)),
+        ("30min", (1, 2)),  # 15 minutes rounds to one step, the duplicate is dropped
+        ("1h", (1, 3, 6)),  # 1, 3, 6 hours
+        ("1D", (1, 3, 7)),  # 1, 3, 7 days
+        ("7D", (1,)),
+    ],
+)
+def test_default_horizons_follow_the_step(step, horizons):
+    assert default_horizons(pd.Timedelta(step)) == horizons
+
+
+def test_default_horizons_without_a_step():
+    assert default_horizons(None) == DEFAULT_HORIZONS == (3, 6, 12)
+
+
+def test_make_plan_takes_the_default_horizons_from_the_step():
+    hourly = make_plan("default", 500, step=pd.Timedelta("1h"))
+    assert [g.steps for g in hourly.test_groups] == [(1,), (3,), (6,)]
+    assert hourly.average.steps == tuple(range(1, 7))
+    assert [g.steps for g in make_plan("default", 500).test_groups] == [(3,), (6,), (12,)]
+    given = make_plan("default", 500, horizons=(2, 4), step=pd.Timedelta("1h"))
+    assert [g.steps for g in given.test_groups] == [(2,), (4,)]  # given horizons win
+    assert make_plan("tgcn", 2016, step=pd.Timedelta("1h")).test_groups[-1].horizon_steps == 12

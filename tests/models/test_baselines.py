@@ -105,6 +105,44 @@ def test_historical_average_uses_local_time_across_daylight_saving(
     np.testing.assert_allclose(forecast[0, :, 0], values[14 * 24 :, 0])
 
 
+def weekday_hours(start: str, days: int) -> np.ndarray:
+    """``[t 1]`` hourly readings ``10·weekday + hour`` from ``start``."""
+    stamps = pd.date_range(start, periods=days * 24, freq="1h", tz="UTC")
+    return np.asarray(10 * stamps.day_of_week + stamps.hour, dtype=float)[:, None]
+
+
+def test_historical_average_leaves_weekdays_out_with_less_than_two_of_each(
+    make_dataset: DatasetBuilder,
+) -> None:
+    one_week = make_dataset(weekday_hours("2024-01-01", 7))
+    model = HistoricalAverage(input_len=1, horizon=24).fit(one_week)
+    assert not model.weekdays_
+    forecast = model.predict(one_week, np.array([7 * 24]))[0, :, 0]  # the Monday after
+    np.testing.assert_allclose(forecast, 30.0 + np.arange(24))  # the time-of-day profile
+    two_weeks = make_dataset(weekday_hours("2024-01-01", 14))
+    model = HistoricalAverage(input_len=1, horizon=24).fit(two_weeks)
+    assert model.weekdays_
+    np.testing.assert_allclose(
+        model.predict(two_weeks, np.array([14 * 24]))[0, :, 0], np.arange(24)
+    )
+
+
+def test_historical_average_forecasts_a_holiday_as_a_sunday(
+    make_dataset: DatasetBuilder,
+) -> None:
+    # two weeks from Monday 3 June 2024 (no holiday), then a week with Juneteenth (Wednesday)
+    plain = make_dataset(weekday_hours("2024-06-03", 14), start="2024-06-03")
+    dataset = replace(plain, metadata=replace(plain.metadata, country="US"))
+    model = HistoricalAverage(input_len=1, horizon=7 * 24).fit(dataset)
+    week = model.predict(dataset, np.array([14 * 24]))[0, :, 0].reshape(7, 24)
+    np.testing.assert_allclose(week[2], 60.0 + np.arange(24))  # Juneteenth: Sunday's profile
+    np.testing.assert_allclose(week[3], 30.0 + np.arange(24))  # Thursday as itself
+    without = HistoricalAverage(input_len=1, horizon=7 * 24).fit(plain)  # no country
+    np.testing.assert_allclose(
+        without.predict(plain, np.array([14 * 24]))[0, 48:72, 0], week[2] - 40
+    )
+
+
 # --- seasonal naive -----------------------------------------------------------------------
 
 

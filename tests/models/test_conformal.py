@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,28 @@ def test_a_calibration_is_found_by_its_time_or_refused():
     assert calibration.rebased(stamps[100:]).cutoff == 50
     with pytest.raises(DataError, match="cutoff"):
         calibration.rebased(stamps[200:])
+
+
+def test_intervals_of_counts_are_whole_numbers_never_below_zero():
+    rng = np.random.default_rng(2)
+    mean = 2 + 1.5 * np.sin(np.arange(400) / 20)[:, None] + np.zeros(4)
+    readings = rng.poisson(mean).astype(float)
+    validation = np.arange(12, 150)
+    counts = calibrate(forecasts_of(mean, validation, 2), validation, readings, 150, counts=True)
+    assert counts.counts
+    forecast = np.array([[0.4, 0.8, 1.6, 5.2], [0.3, 1.0, 2.5, 6.0]])  # [h n], some near 0
+    lower, upper = OnlineConformal(counts, (80.0, 95.0)).intervals(forecast)
+    low, high = OnlineConformal(replace(counts, counts=False), (80.0, 95.0)).intervals(forecast)
+    assert (low < 0).any()  # the unrounded interval reaches below 0 ...
+    assert (lower >= 0).all()  # ... the interval of counts never does
+    np.testing.assert_array_equal(lower, np.round(lower))
+    np.testing.assert_array_equal(upper, np.round(upper))
+    # it contains the unrounded interval (above 0), widened by less than one on each side
+    assert (lower <= np.maximum(low, 0)).all() and (upper >= high).all()
+    assert (np.maximum(low, 0) - lower < 1).all() and (upper - high < 1).all()
+    # replayed over the test part, every bound stays a whole number ≥ 0
+    times = np.arange(150, 390)
+    lower, upper = replay_intervals(counts, forecasts_of(mean, times, 2), times, readings, (90.0,))
+    issued = times >= 150
+    assert (lower[issued] >= 0).all()
+    np.testing.assert_array_equal(upper[issued], np.round(upper[issued]))

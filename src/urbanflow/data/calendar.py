@@ -93,13 +93,17 @@ def check_holiday_region(country: str, subdivision: str = "") -> None:
     """
     import holidays
 
-    try:
-        holidays.country_holidays(country, subdiv=subdivision or None)
+    try:  # the country alone first: holidays raises NotImplementedError for both kinds of miss
+        holidays.country_holidays(country)
     except NotImplementedError:
         raise DataError(
             f"country {country!r} has no holiday calendar; give an ISO 3166 code such as "
             "US, GB or DE (see the holidays package's list)"
         ) from None
+    if not subdivision:
+        return
+    try:
+        holidays.country_holidays(country, subdiv=subdivision)
     except Exception as error:  # holidays raises NotImplementedError/ValueError on subdivisions
         raise DataError(
             f"subdivision {subdivision!r} of {country}: {error}; give a valid code or none"

@@ -145,7 +145,11 @@ def validation_score(
         dispersion = dispersion_of(network)
         return float(
             loss_at_mean(
-                forecast, target, mask, loss, None if dispersion is None else dispersion.cpu()
+                forecast,
+                target,
+                mask,
+                loss,
+                None if dispersion is None else dispersion.detach().cpu(),
             )
         )
     return float(((forecast - target).abs() * mask).sum() / mask.sum().clamp_min(1.0))

@@ -78,7 +78,7 @@ def masked_loss(
         ``[n]`` log of the negative-binomial dispersion per sensor; required for that loss.
     """
     count = mask.sum().clamp_min(1.0)
-    target = target * mask
+    target = torch.where(mask > 0, target, torch.zeros_like(target))  # NaN where missing: 0
     if loss in ("mae", "huber"):
         error = (raw - target) * mask / scale
         if loss == "huber":
@@ -112,7 +112,7 @@ def loss_at_mean(
         ``[n]`` log of the negative-binomial dispersion per sensor; required for that loss.
     """
     count = mask.sum().clamp_min(1.0)
-    target = target * mask
+    target = torch.where(mask > 0, target, torch.zeros_like(target))  # NaN where missing: 0
     mean = mean.clamp_min(_EPSILON)
     if loss == "poisson":
         per_item = mean - target * torch.log(mean)

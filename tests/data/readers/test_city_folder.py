@@ -539,6 +539,70 @@ def test_dataset_toml_sets_the_metadata(city, wide):
     assert metadata.timezone == "UTC"
 
 
+# --- kind, holidays and capacity ----------------------------------------------------------
+
+
+def test_kind_declared_in_dataset_toml(city, wide):
+    dataset = read_city_folder(city(wide, toml='kind = "occupancy"\n'))
+    assert (dataset.kind, dataset.kind_source) == ("occupancy", "declared")
+    assert dataset.non_negative
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [(0.0, "count"), (0.5, "level"), (-100.0, "level")],
+    ids=["integers", "a-fraction", "a-negative"],
+)
+def test_kind_inferred_from_the_readings(city, wide, change, kind):
+    wide.loc[4, "c"] += change  # the fixture's readings are whole numbers ≥ 0
+    dataset = read_city_folder(city(wide))
+    assert (dataset.kind, dataset.kind_source) == (kind, "inferred")
+    assert dataset.non_negative is (kind == "count")
+    # a part keeps the whole series' kind, though its own readings could say otherwise
+    assert dataset.slice_steps(0, 2).kind == kind
+
+
+def test_holiday_country_and_subdivision(city, wide):
+    metadata = read_city_folder(city(wide, toml='country = "DE"\nsubdivision = "BY"\n')).metadata
+    assert (metadata.country, metadata.subdivision) == ("DE", "BY")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('kind = "speed"\n', r"`kind` 'speed' is unknown; choose one of level, count, occupancy"),
+        ('subdivision = "BY"\n', r"`subdivision` needs `country`"),
+        ('country = "XX"\n', r"country 'XX' has no holiday calendar"),
+        ('country = "DE"\nsubdivision = "ZZ"\n', r"subdivision 'ZZ' of DE: "),
+    ],
+)
+def test_bad_kind_or_holiday_region(city, wide, toml, message):
+    with pytest.raises(DataError, match=r"^dataset\.toml: " + message) as error:
+        read_city_folder(city(wide, toml=toml))
+    assert "\n" not in str(error.value)
+
+
+def test_capacity_column_is_read_with_nan_where_empty(city, wide):
+    sensors = "sensor_id,latitude,longitude,capacity\na,34,-118,12\nb,34,-118,\nc,34,-118,40.5\n"
+    capacity = read_city_folder(city(wide, sensors=sensors)).sensors.capacity
+    np.testing.assert_array_equal(capacity, [12.0, np.nan, 40.5])
+    assert read_city_folder(city(wide)).sensors.capacity is None
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("0", r"capacity '0' of sensor 'b' \(line 3\) is not positive"),
+        ("-2", r"capacity '-2' of sensor 'b' \(line 3\) is not positive"),
+        ("many", r"capacity 'many' \(line 3\) is not a number"),
+    ],
+)
+def test_bad_capacity_names_its_line(city, wide, cell, message):
+    sensors = f"sensor_id,latitude,longitude,capacity\na,34,-118,12\nb,34,-118,{cell}\nc,34,-118,\n"
+    with pytest.raises(DataError, match=r"^sensors\.csv: " + message):
+        read_city_folder(city(wide, sensors=sensors))
+
+
 # --- graph --------------------------------------------------------------------------------
 
 
