@@ -47,8 +47,16 @@ def calibrate_on_validation(
         return None
     forecasts = predict_samples(model, dataset, plan.validation_times)
     cutoff_time = dataset.timestamps[min(cutoff, dataset.num_steps - 1)].isoformat()
+    spread, dispersion = model.forecast_distribution()
     return calibrate(
-        forecasts, plan.validation_times, readings, cutoff, cutoff_time, dataset.non_negative
+        forecasts,
+        plan.validation_times,
+        readings,
+        cutoff,
+        cutoff_time,
+        dataset.non_negative,
+        spread,
+        dispersion,
     )
 
 

@@ -64,6 +64,12 @@ class Forecaster:
         """Number of learned numbers (0 for rules without learned state)."""
         return 0
 
+    def forecast_distribution(self) -> tuple[str, np.ndarray | None]:
+        """``(family, dispersion)`` of the distribution the fitted model's forecasts are the
+        mean of: ``("none", None)`` unless a network was fitted with a distributional loss
+        (``poisson``, ``tweedie``; ``negative-binomial`` with ``α [n]`` per sensor)."""
+        return "none", None
+
     def fit(
         self,
         dataset: CityDataset,

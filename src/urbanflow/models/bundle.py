@@ -102,6 +102,10 @@ def save_bundle(
     if calibration is not None:
         tensors["calibration.scores"] = torch.from_numpy(np.ascontiguousarray(calibration.scores))
         tensors["calibration.scale"] = torch.from_numpy(np.ascontiguousarray(calibration.scale))
+        for name in ("dispersion", "validation_mae"):
+            values = getattr(calibration, name)
+            if values is not None:
+                tensors[f"calibration.{name}"] = torch.from_numpy(np.ascontiguousarray(values))
     save_file(tensors, str(directory / WEIGHTS))
     card = {
         "format": FORMAT,
@@ -154,6 +158,7 @@ def save_bundle(
             "cutoff_time": calibration.cutoff_time,
             "half_life_steps": calibration.half_life_steps,
             "counts": calibration.counts,
+            "spread": calibration.spread,
         },
         "urbanflow_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -302,4 +307,11 @@ def read_calibration(
         half_life_steps=float(described["half_life_steps"]),
         cutoff_time=str(described.get("cutoff_time", "")),
         counts=bool(described.get("counts", False)),
+        spread=str(described.get("spread", "none")),
+        dispersion=_optional(tensors, "calibration.dispersion"),
+        validation_mae=_optional(tensors, "calibration.validation_mae"),
     )
+
+
+def _optional(tensors: dict[str, torch.Tensor], key: str) -> np.ndarray | None:
+    return tensors[key].numpy() if key in tensors else None

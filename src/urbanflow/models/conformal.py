@@ -41,6 +41,63 @@ from urbanflow.errors import ConfigError, DataError
 DEFAULT_LEVELS = (80.0, 95.0)
 ACI_STEP = 0.005  # γ: Gibbs and Candès's suggested step size
 SCALE_PRIOR = 10.0  # validation residuals a sensor needs before its own scale outweighs the pool
+SPREADS = ("none", "poisson", "negative-binomial", "tweedie")
+COUNT_VARIANCE_FLOOR = 0.25  # a count misses by whole units: (1/2)² keeps μ ≈ 0 from dividing by 0
+
+
+def spread_of(
+    calibration: Calibration, forecast: np.ndarray, sensors: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`distribution_sd` of ``forecast`` under the calibration's ``spread``.
+
+    Parameters
+    ----------
+    calibration
+        Says the family (``spread``) and, for the negative binomial, ``dispersion [n]``.
+    forecast
+        Forecast means, any shape ending in the sensors' axis.
+    sensors
+        Which sensors the last axis holds (an index or mask into ``n``); None: all ``n``.
+    """
+    dispersion = calibration.dispersion
+    if dispersion is not None and sensors is not None:
+        dispersion = dispersion[sensors]
+    return distribution_sd(calibration.spread, forecast, dispersion)
+
+
+def distribution_sd(
+    spread: str, forecast: np.ndarray, dispersion: np.ndarray | None = None
+) -> np.ndarray:
+    """The standard deviation of the fitted distribution at each forecast mean (``forecast``'s
+    shape), or ones for ``spread`` ``none``.
+
+    ``poisson``: ``√(μ + ¼)``; ``negative-binomial``: ``√(μ + α μ² + ¼)``; ``tweedie`` (power
+    1.5, its dispersion absorbed by the per-sensor scale): ``√(μ^1.5 + ¼)``. The ``¼`` keeps a
+    mean near 0 from giving a width of 0 to data that move in whole units.
+
+    Parameters
+    ----------
+    spread
+        A name of :data:`SPREADS`.
+    forecast
+        Forecast means, any shape ending in the sensors' axis.
+    dispersion
+        Negative-binomial ``α`` per sensor of the last axis; required for that family.
+    """
+    if spread == "none":
+        return np.ones_like(forecast, dtype=np.float64)
+    mean = np.maximum(np.asarray(forecast, dtype=np.float64), 0.0)
+    if spread == "poisson":
+        variance = mean
+    elif spread == "negative-binomial":
+        if dispersion is None:
+            raise ConfigError("a negative-binomial spread needs the dispersion per sensor")
+        variance = mean + dispersion * mean**2
+    elif spread == "tweedie":
+        variance = mean**1.5
+    else:
+        raise ConfigError(f"spread {spread!r} is unknown; choose one of {', '.join(SPREADS)}")
+    return np.sqrt(variance + COUNT_VARIANCE_FLOOR)
 
 
 def parse_levels(text: str | Sequence[float] | None) -> tuple[float, ...]:
@@ -102,6 +159,16 @@ class Calibration:
     counts
         Whether the data are whole non-negative numbers (counts, occupancies): bounds are
         then rounded outwards to whole numbers and never below 0 (default False).
+    spread
+        How a forecast's own distribution widens its interval (:data:`SPREADS`): ``none``
+        (default: residuals scaled per sensor only) or the family a distributional loss fitted
+        (``poisson``, ``negative-binomial``, ``tweedie``), whose standard deviation at the
+        forecast mean, :func:`spread_of`, also divides every residual.
+    dispersion
+        ``[n]`` negative-binomial ``α`` per sensor (variance ``μ + α μ²``), else None.
+    validation_mae
+        ``[h n]`` mean absolute validation residual per step and sensor, in the data's unit,
+        when ``scale`` is not (a ``spread`` other than ``none``); None otherwise.
     """
 
     scores: np.ndarray
@@ -110,6 +177,14 @@ class Calibration:
     half_life_steps: float
     cutoff_time: str = ""
     counts: bool = False
+    spread: str = "none"
+    dispersion: np.ndarray | None = None
+    validation_mae: np.ndarray | None = None
+
+    @property
+    def reference_mae(self) -> np.ndarray:
+        """``[h n]`` validation MAE per step and sensor in the data's unit (drift alerts)."""
+        return self.scale if self.validation_mae is None else self.validation_mae
 
     @property
     def horizon(self) -> int:
@@ -197,6 +272,8 @@ def calibrate(
     cutoff: int,
     cutoff_time: str = "",
     counts: bool = False,
+    spread: str = "none",
+    dispersion: np.ndarray | None = None,
 ) -> Calibration:
     """The split-conformal calibration from forecasts of the validation part.
 
@@ -216,7 +293,13 @@ def calibrate(
         ISO time of step ``cutoff`` (default: unknown).
     counts
         Whether the data are whole non-negative numbers (:attr:`Calibration.counts`).
+    spread
+        The fitted distribution's family (:attr:`Calibration.spread`; default ``none``).
+    dispersion
+        ``[n]`` negative-binomial ``α`` per sensor, for that spread only.
     """
+    if spread not in SPREADS:
+        raise ConfigError(f"spread {spread!r} is unknown; choose one of {', '.join(SPREADS)}")
     targets, target_step = residual_targets(forecasts, times, readings)
     known = (target_step < cutoff)[..., None] & ~np.isnan(targets)  # [s h n]
     if not known.any(axis=(0, 2)).all():
@@ -224,7 +307,8 @@ def calibrate(
             "intervals need validation residuals at every horizon step before the test part; "
             "give a longer validation part (--split) or a shorter horizon"
         )
-    residual = np.where(known, targets - forecasts, np.nan)
+    error = np.where(known, targets - forecasts, np.nan)
+    residual = error / distribution_sd(spread, forecasts, dispersion)
     absolute = np.abs(residual)
     count = known.sum(axis=0)  # [h n]
     pooled = np.nanmean(absolute, axis=(0, 2))  # [h]
@@ -243,6 +327,11 @@ def calibrate(
         half_life_steps=float(horizon),
         cutoff_time=cutoff_time,
         counts=counts,
+        spread=spread,
+        dispersion=None if dispersion is None else np.asarray(dispersion, dtype=np.float64),
+        validation_mae=None
+        if spread == "none"
+        else np.nan_to_num(np.nanmean(np.abs(error), axis=0)).astype(np.float64),
     )
 
 
@@ -298,7 +387,8 @@ def probability_below(
     threshold
         The value, in the data's unit.
     """
-    needed = (threshold - forecast) / scale  # [h n]: the score at which y = threshold
+    needed = (threshold - forecast) / (scale * spread_of(calibration, forecast))  # [h n]: the
+    # score at which y = threshold
     m = calibration.scores.shape[1]
     below = np.stack(
         [
@@ -349,8 +439,9 @@ class OnlineConformal:
             return empty, empty
         low = np.stack([sorted_quantile(scores, a / 2) for a in self.miss])  # [K h]
         high = np.stack([sorted_quantile(scores, 1 - a / 2) for a in self.miss])
-        lower = forecast[None] + low[..., None] * self.scale[None]
-        upper = forecast[None] + high[..., None] * self.scale[None]
+        width = self.scale * spread_of(self.calibration, forecast)  # [h n]
+        lower = forecast[None] + low[..., None] * width[None]
+        upper = forecast[None] + high[..., None] * width[None]
         if self.calibration.counts:  # whole numbers, widened outwards, never below 0
             return np.maximum(np.floor(lower), 0.0), np.maximum(np.ceil(upper), 0.0)
         return lower, upper
@@ -404,7 +495,9 @@ class OnlineConformal:
             outside = (y < lower[:, k, present]) | (y > upper[:, k, present])  # [K p]
             if outside.size:
                 self.miss[:, k] += self.step_size * (self.target_miss - outside.mean(axis=1))
-            ratios[k] = np.abs(y - forecast[k, present]) / base[k]
+            own = forecast[k, present]
+            spread = spread_of(self.calibration, own, present)
+            ratios[k] = np.abs(y - own) / (base[k] * spread)
         seen = np.cumsum(~np.isnan(ratios), axis=0)  # [h p] residuals of steps 1 … k
         regime = np.cumsum(np.nan_to_num(ratios), axis=0) / np.maximum(seen, 1)
         update = seen > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -81,8 +82,12 @@ class NeuralForecaster(Forecaster):
         Most passes over the training samples (default 100); also the length of the
         learning-rate schedule.
     time_budget_min
-        Wall-clock limit of the whole fit in minutes, shared equally by the ensemble's networks;
-        training stops before an epoch that would overrun it. ``None`` (default): no limit.
+        Wall-clock limit of the whole fit in minutes. The networks train one after the other,
+        each with what is left of the budget; another network starts only while the time
+        left is at least what the first one took, so a tight budget trains fewer networks to
+        convergence rather than several half-trained ones (``ensemble`` then records how many
+        were trained). Training stops before an epoch that would overrun the budget. ``None``
+        (default): no limit.
     batch_size
         Samples per optimiser step (default 32).
     learning_rate
@@ -135,20 +140,23 @@ class NeuralForecaster(Forecaster):
         self.seed = seed
         self.ensemble = ensemble
 
-    def training_options(self, member: int = 0) -> TrainingOptions:
+    def training_options(
+        self, member: int = 0, minutes_left: float | None = None
+    ) -> TrainingOptions:
         """The engine's options for one network of the ensemble.
 
         Parameters
         ----------
         member
             Index of the network in the ensemble, ``0 … ensemble-1`` (default 0); it sets the
-            seed, and each network gets ``time_budget_min / ensemble`` minutes.
+            seed.
+        minutes_left
+            What is left of ``time_budget_min`` for this network (the budget is the whole
+            ensemble's); None (default): no limit.
         """
         return TrainingOptions(
             max_epochs=self.max_epochs,
-            time_budget_min=None  # the budget is for the whole ensemble
-            if self.time_budget_min is None
-            else self.time_budget_min / self.ensemble,
+            time_budget_min=minutes_left,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
@@ -245,7 +253,15 @@ class NeuralForecaster(Forecaster):
 
         criterion = validation_criterion(self.loss_)
         self.training_reports_: list[TrainingReport] = []
+        started = time.perf_counter()
         for member, network in enumerate(self.network_.members):
+            minutes_left = None
+            if self.time_budget_min is not None:
+                minutes_left = self.time_budget_min - (time.perf_counter() - started) / 60
+                first = self.training_reports_[0].seconds / 60 if member else 0.0
+                if member and minutes_left < first:  # no time for a network as good as the first
+                    self._keep_members(member)
+                    break
             label = f"network {member + 1}/{self.ensemble} · " if self.ensemble > 1 else ""
 
             def on_epoch(report: EpochReport, label: str = label) -> None:
@@ -267,11 +283,27 @@ class NeuralForecaster(Forecaster):
                     self.input_len,
                     self.horizon,
                     self.scaler_,
-                    self.training_options(member),
+                    self.training_options(member, minutes_left),
                     on_epoch,
                 )
             )
         self.training_report_ = self.training_reports_[0]
+
+    def forecast_distribution(self) -> tuple[str, np.ndarray | None]:
+        if not is_distributional(self.loss_):
+            return "none", None
+        if self.loss_ != "negative-binomial":
+            return self.loss_, None
+        alphas = [
+            member.log_dispersion.detach().exp().cpu().numpy() for member in self.network_.members
+        ]
+        return self.loss_, np.mean(alphas, axis=0).astype(np.float64)
+
+    def _keep_members(self, count: int) -> None:
+        """Keep the first ``count`` networks: a time budget ended the ensemble early (the
+        bundle then records ``ensemble = count``)."""
+        self.network_.members = self.network_.members[:count]
+        self.ensemble = count
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         if times.size == 0:

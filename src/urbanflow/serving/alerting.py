@@ -177,7 +177,7 @@ class ServiceAlerts:
         with np.errstate(invalid="ignore", divide="ignore"):
             live = np.where(counts > 0, np.nansum(per_step, axis=0) / counts, np.nan)
             reference = np.where(
-                counts > 0, (calibration.scale * known).sum(axis=0) / counts, np.nan
+                counts > 0, (calibration.reference_mae * known).sum(axis=0) / counts, np.nan
             )
         return live, reference
 
