@@ -159,9 +159,10 @@ def test_intervals_of_counts_are_whole_numbers_never_below_zero():
     assert (lower >= 0).all()  # ... the interval of counts never does
     np.testing.assert_array_equal(lower, np.round(lower))
     np.testing.assert_array_equal(upper, np.round(upper))
-    # it contains the unrounded interval (above 0), widened by less than one on each side
-    assert (lower <= np.maximum(low, 0)).all() and (upper >= high).all()
-    assert (np.maximum(low, 0) - lower < 1).all() and (upper - high < 1).all()
+    # each bound is the nearest whole number to the unrounded one (above 0)
+    assert (np.abs(lower - np.maximum(low, 0)) <= 0.5).all()
+    assert (np.abs(upper - np.maximum(high, lower)) <= 0.5).all()
+    assert (upper >= lower).all()
     # replayed over the test part, every bound stays a whole number ≥ 0
     times = np.arange(150, 390)
     lower, upper = replay_intervals(counts, forecasts_of(mean, times, 2), times, readings, (90.0,))

@@ -158,7 +158,8 @@ class Calibration:
         ISO time of step ``cutoff``, to find the cutoff in another copy of the data.
     counts
         Whether the data are whole non-negative numbers (counts, occupancies): bounds are
-        then rounded outwards to whole numbers and never below 0 (default False).
+        then rounded to whole numbers, never below 0 (:func:`whole_number_bounds`; default
+        False).
     spread
         How a forecast's own distribution widens its interval (:data:`SPREADS`): ``none``
         (default: residuals scaled per sensor only) or the family a distributional loss fitted
@@ -442,8 +443,8 @@ class OnlineConformal:
         width = self.scale * spread_of(self.calibration, forecast)  # [h n]
         lower = forecast[None] + low[..., None] * width[None]
         upper = forecast[None] + high[..., None] * width[None]
-        if self.calibration.counts:  # whole numbers, widened outwards, never below 0
-            return np.maximum(np.floor(lower), 0.0), np.maximum(np.ceil(upper), 0.0)
+        if self.calibration.counts:
+            return whole_number_bounds(lower, upper)
         return lower, upper
 
     def issue(self, time: int, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -503,6 +504,24 @@ class OnlineConformal:
         update = seen > 0
         blended = self.decay * self.scale[:, present] + (1 - self.decay) * base * regime
         self.scale[:, present] = np.where(update, blended, self.scale[:, present])
+
+
+def whole_number_bounds(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated bounds rounded to the nearest whole number, never below 0.
+
+    Counts cannot meet a level exactly (with most readings 0, the interval ``[0, 0]`` already
+    covers most of them). Of the three roundings measured on a generated bus city of sparse
+    hourly counts (docs/models.md), the nearest scored best (lowest interval score): it
+    covered 91 % at 80 % and 97 % at 95 %; rounding inwards (only the whole numbers inside the
+    interval) covered 77 % and 91 %, outwards 96 % and 99 %.
+
+    Parameters
+    ----------
+    lower, upper
+        Calibrated bounds of the same shape, in the data's unit.
+    """
+    low = np.round(np.maximum(lower, 0.0))
+    return low, np.maximum(np.round(upper), low)
 
 
 def replay_intervals(
