@@ -22,7 +22,7 @@ from urbanflow.evaluation.evaluate import evaluate_by_name
 from urbanflow.evaluation.protocol import make_plan, parse_horizons, parse_split
 from urbanflow.evaluation.report import write_json
 from urbanflow.models.conformal import DEFAULT_LEVELS, parse_levels
-from urbanflow.models.registry import model_names
+from urbanflow.models.registry import RECOMMENDED, model_names
 
 
 def register(app: typer.Typer) -> None:
@@ -106,6 +106,6 @@ def register(app: typer.Typer) -> None:
 
     @app.command("models")
     def models_command() -> None:
-        """List the forecasters in the registry."""
+        """List the forecasters in the registry (the recommended one marked)."""
         for name in model_names():
-            console.print(name)
+            console.print(f"{name}  [bold](recommended)[/]" if name == RECOMMENDED else name)

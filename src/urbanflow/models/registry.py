@@ -76,6 +76,10 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType(
 )
 
 
+RECOMMENDED = "stid-graph"
+"""The model urbanflow recommends for any city and kind of flow (docs/models.md)."""
+
+
 def model_names() -> list[str]:
     """Registered model names, sorted."""
     return sorted(MODELS)
