@@ -9,6 +9,7 @@ import typer
 
 from urbanflow.cli.common import (
     LEVELS_HELP,
+    LOSS_HELP,
     MAPE_THRESHOLD_HELP,
     console,
     epoch_progress,
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option(help="Neural models: training minutes at most.")
         ] = None,
         seed: Annotated[int | None, typer.Option(help="Neural models: random seed.")] = None,
+        loss: Annotated[str | None, typer.Option(help=f"Neural models: {LOSS_HELP}")] = None,
         output: Annotated[Path | None, typer.Option(help="Write the JSON results here.")] = None,
         levels: Annotated[str, typer.Option(help=LEVELS_HELP)] = ",".join(
             f"{level:g}" for level in DEFAULT_LEVELS
@@ -94,7 +96,7 @@ def register(app: typer.Typer) -> None:
                     data,
                     model,
                     plan,
-                    training_options(max_epochs, time_budget, seed),
+                    training_options(max_epochs, time_budget, seed, loss),
                     progress=on_samples,
                     fit_progress=on_epoch,
                     levels=interval_levels,

@@ -19,7 +19,7 @@ from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult, evaluate
 from urbanflow.evaluation.metrics import METRIC_NAMES, level_label, metric_label
 from urbanflow.evaluation.protocol import EvaluationPlan
-from urbanflow.evaluation.report import write_json
+from urbanflow.evaluation.report import duration_label, write_json
 from urbanflow.models.base import FitProgress, Forecaster
 from urbanflow.models.registry import make_model
 
@@ -252,7 +252,7 @@ def leaderboard_markdown(rows: Sequence[dict[str, object]], caption: str) -> str
     """
     if not rows:
         return caption + "\n\n(no finished runs)\n"
-    head = " | ".join(f"{h['minutes']:g} min MAE / RMSE" for h in rows[0]["horizons"])
+    head = " | ".join(f"{duration_label(h['minutes'])} MAE / RMSE" for h in rows[0]["horizons"])
     threshold = rows[0].get("mape_above_threshold")
     mape_head = "avg " + (
         "mape_above" if threshold is None else metric_label("mape_above", float(threshold))
@@ -291,8 +291,9 @@ def interval_markdown(rows: Sequence[dict[str, object]], levels: Sequence[float]
     """
     head = []
     for h in rows[0]["horizons"]:
-        head += [f"{h['minutes']:g} min {level:g} % cover / IS" for level in levels]
-        head.append(f"{h['minutes']:g} min WIS")
+        label = duration_label(h["minutes"])
+        head += [f"{label} {level:g} % cover / IS" for level in levels]
+        head.append(f"{label} WIS")
     lines = [f"| model | {' | '.join(head)} |", "|---" * (len(head) + 1) + "|"]
     for row in rows:
         cells = []

@@ -130,7 +130,7 @@ def interval_table(result: EvaluationResult) -> Table:
             table.add_column(f"{level:g} %\n{title}", justify="right")
     names.append("wis")
     table.add_column("WIS", justify="right")
-    rows = [(f"{s.minutes:g} min", s.metrics) for s in result.horizons]
+    rows = [(duration_label(s.minutes), s.metrics) for s in result.horizons]
     rows.append(("average", result.average))
     for label, metrics in rows:
         table.add_row(label, *(f"{metrics[n]:.3f}" for n in names))
