@@ -161,6 +161,25 @@ def plane_to_degrees(x_km: np.ndarray, y_km: np.ndarray, centre: tuple[float, fl
     return latitude, longitude
 
 
+def uniform_disc(
+    count: int, radius_km: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[count]`` kilometres east and ``[count]`` north of points drawn uniformly over a disc.
+
+    Parameters
+    ----------
+    count
+        Number of points.
+    radius_km
+        Radius of the disc, centred on the origin.
+    rng
+        The random generator (draws the distances from the centre, then the angles).
+    """
+    distance = radius_km * np.sqrt(rng.random(count))
+    angle = rng.uniform(0.0, 2.0 * np.pi, count)
+    return distance * np.cos(angle), distance * np.sin(angle)
+
+
 def hourly_profile(peaks: tuple[tuple[float, float, float], ...], floor: float) -> np.ndarray:
     """``[24]`` shares of a day's trips by hour: Gaussian bumps over a constant floor, sum 1.
 

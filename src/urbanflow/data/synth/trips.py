@@ -40,6 +40,7 @@ from urbanflow.data.synth.base import (
     local_days,
     plane_to_degrees,
     synthetic_label,
+    uniform_disc,
 )
 
 TRIP_COLUMNS = ("start_time", "start_lat", "start_lon", "end_time", "end_lat", "end_lon")
@@ -202,9 +203,7 @@ def make_city(parameters: TripCityParameters, rng: np.random.Generator) -> TripC
         The random generator.
     """
     zones, radius = parameters.zones, parameters.radius_km
-    distance_from_centre = radius * np.sqrt(rng.random(zones))
-    angle = rng.uniform(0.0, 2.0 * np.pi, zones)
-    x, y = distance_from_centre * np.cos(angle), distance_from_centre * np.sin(angle)
+    x, y = uniform_disc(zones, radius, rng)
     residential = rng.lognormal(0.0, 0.5, zones)
     # offices: the centre, then one or two sub-centres at half to three quarters of the radius
     centres = [(0.0, 0.0, 1.0, 0.2 * radius)]

@@ -36,6 +36,7 @@ from urbanflow.data.synth.base import (
     local_days,
     plane_to_degrees,
     synthetic_label,
+    uniform_disc,
 )
 from urbanflow.errors import ConfigError
 
@@ -251,11 +252,10 @@ def place_wards(
         The random generator.
     """
     sites = parameters.hospitals
-    distance = parameters.radius_km * np.sqrt(rng.random(sites))
-    angle = rng.uniform(0.0, 2.0 * np.pi, sites)
+    site_x, site_y = uniform_disc(sites, parameters.radius_km, rng)
     hospital = np.sort(np.arange(parameters.wards) % sites)
-    x = (distance * np.cos(angle))[hospital] + rng.normal(0.0, 0.015, parameters.wards)
-    y = (distance * np.sin(angle))[hospital] + rng.normal(0.0, 0.015, parameters.wards)
+    x = site_x[hospital] + rng.normal(0.0, 0.015, parameters.wards)
+    y = site_y[hospital] + rng.normal(0.0, 0.015, parameters.wards)
     latitude, longitude = plane_to_degrees(x, y, parameters.centre)
     number = np.arange(parameters.wards) - np.searchsorted(hospital, hospital)
     names = tuple(
