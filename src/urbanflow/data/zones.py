@@ -225,15 +225,21 @@ def make_zoning(
     return StopZoning(spec, max_stop_distance_m, neighbours)
 
 
-def _finite(latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
-    return np.isfinite(latitude) & np.isfinite(longitude)
+def _no_zones(latitude: np.ndarray, longitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[r]`` int64 codes all ``-1`` (no zone) and ``[r]`` whether both coordinates are finite."""
+    codes = np.full(len(latitude), -1, dtype=np.int64)
+    return codes, np.isfinite(latitude) & np.isfinite(longitude)
+
+
+def _edges_between(table: ZoneTable, src: np.ndarray, dst: np.ndarray) -> ZoneEdges:
+    """Edges ``src[e] -> dst[e]`` (rows of ``table``) with their great-circle lengths."""
+    lat, lon = table.latitude, table.longitude
+    return ZoneEdges(src, dst, haversine_m(lat[src], lon[src], lat[dst], lon[dst]))
 
 
 def _knn_edges(table: ZoneTable, neighbours: int) -> ZoneEdges:
     graph = knn_graph(table.latitude, table.longitude, k=neighbours)
-    lat, lon = table.latitude, table.longitude
-    src, dst = graph.sources, graph.targets
-    return ZoneEdges(src, dst, haversine_m(lat[src], lon[src], lat[dst], lon[dst]))
+    return _edges_between(table, graph.sources, graph.targets)
 
 
 class H3Zoning(Zoning):
@@ -257,8 +263,7 @@ class H3Zoning(Zoning):
         longitude
             ``[r]`` degrees, NaN where missing.
         """
-        codes = np.full(len(latitude), -1, dtype=np.int64)
-        ok = _finite(latitude, longitude)
+        codes, ok = _no_zones(latitude, longitude)
         if not ok.any():
             return codes
         points, inverse = np.unique(latitude[ok] + 1j * longitude[ok], return_inverse=True)
@@ -302,9 +307,7 @@ class H3Zoning(Zoning):
                 if j is not None:
                     sources.append(i)
                     targets.append(j)
-        src, dst = np.array(sources, np.int64), np.array(targets, np.int64)
-        lat, lon = table.latitude, table.longitude
-        return ZoneEdges(src, dst, haversine_m(lat[src], lon[src], lat[dst], lon[dst]))
+        return _edges_between(table, np.array(sources, np.int64), np.array(targets, np.int64))
 
 
 class GridZoning(Zoning):
@@ -347,8 +350,7 @@ class GridZoning(Zoning):
         longitude
             ``[r]`` degrees, NaN where missing.
         """
-        codes = np.full(len(latitude), -1, dtype=np.int64)
-        ok = _finite(latitude, longitude)
+        codes, ok = _no_zones(latitude, longitude)
         rows, cols = self._rows_cols(latitude[ok], longitude[ok])
         codes[ok] = (rows.astype(np.int64) + _ROW_OFFSET) * (1 << 32) + (
             cols.astype(np.int64) + _COL_OFFSET
@@ -429,8 +431,7 @@ class StopZoning(Zoning):
         longitude
             ``[r]`` degrees, NaN where missing.
         """
-        codes = np.full(len(latitude), -1, dtype=np.int64)
-        ok = _finite(latitude, longitude)
+        codes, ok = _no_zones(latitude, longitude)
         if ok.any():
             _, nearest = self.tree.query(
                 self._project(latitude[ok], longitude[ok]),
