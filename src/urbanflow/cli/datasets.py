@@ -13,7 +13,7 @@ from rich.table import Table
 from urbanflow.cli.common import console, progress_bar
 from urbanflow.data.catalog import dataset_names, describe, describe_embedded, load_dataset
 from urbanflow.data.download import CATALOGUE, download, is_downloaded
-from urbanflow.data.synth import SYNTH_KINDS, TripCityParameters, WardParameters
+from urbanflow.data.synth import SYNTH_KINDS, SynthResult, TripCityParameters, WardParameters
 from urbanflow.data.trips import TripColumns, TripSummary, parse_bbox, trips_to_flows
 
 app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
@@ -168,6 +168,13 @@ def print_trip_summary(summary: TripSummary) -> None:
         console.print(f"Wrote {path}", soft_wrap=True)
 
 
+def print_synth_result(result: SynthResult, unit: str) -> None:
+    """What a generator wrote: how many ``unit`` (rows, hourly steps), what and where."""
+    console.print(
+        f"Wrote {result.rows:,} {unit} ({result.description}) to {result.path}", soft_wrap=True
+    )
+
+
 START_HELP = "First day, YYYY-MM-DD (default a Monday)."
 TIMEZONE_HELP = "IANA time zone of the wall clock."
 FORCE_HELP = "Overwrite what --out names."
@@ -193,10 +200,7 @@ def synth_trips(
         start=start,
         timezone=timezone,
     )
-    result = SYNTH_KINDS["trips"](out, parameters, force=force)
-    console.print(
-        f"Wrote {result.rows:,} rows ({result.description}) to {result.path}", soft_wrap=True
-    )
+    print_synth_result(SYNTH_KINDS["trips"](out, parameters, force=force), "rows")
 
 
 @synth_app.command("wards")
@@ -214,8 +218,4 @@ def synth_wards(
     parameters = WardParameters(
         wards=wards, hospitals=hospitals, days=days, seed=seed, start=start, timezone=timezone
     )
-    result = SYNTH_KINDS["wards"](out, parameters, force=force)
-    console.print(
-        f"Wrote {result.rows:,} hourly steps ({result.description}) to {result.path}",
-        soft_wrap=True,
-    )
+    print_synth_result(SYNTH_KINDS["wards"](out, parameters, force=force), "hourly steps")
