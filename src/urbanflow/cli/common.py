@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -15,14 +17,28 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from urbanflow.data.catalog import load_dataset
 from urbanflow.data.dataset import CityDataset
 from urbanflow.evaluation.evaluate import EvaluationResult, SampleProgress
 from urbanflow.evaluation.report import describe_protocol, horizon_table, interval_table
 from urbanflow.models.base import FitProgress
 
+if TYPE_CHECKING:
+    from urbanflow.models.neural import NeuralForecaster
+
 # Tables need about 120 columns; a pipe or a CI log gets that width instead of Rich's 80.
 console = Console(width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True)
+
+
+def load_bundle_and_data(
+    model_dir: Path, dataset: str | None
+) -> tuple[NeuralForecaster, dict[str, object], CityDataset]:
+    """A bundle's model and card, and ``dataset`` or, when None, the one the bundle names."""
+    from urbanflow.models.bundle import load_bundle  # torch: imported when used
+
+    model, card = load_bundle(model_dir)
+    return model, card, load_dataset(dataset or str(card["dataset"]["name"]))
 
 
 def training_options(

@@ -13,6 +13,7 @@ from urbanflow.cli.common import (
     MAPE_THRESHOLD_HELP,
     console,
     epoch_progress,
+    load_bundle_and_data,
     print_result,
     progress_bar,
     sample_progress,
@@ -60,10 +61,8 @@ def register(app: typer.Typer) -> None:
         interval_levels = parse_levels(levels)
         if model_dir is not None:
             from urbanflow.evaluation.bundles import rescore_bundle  # torch: only when needed
-            from urbanflow.models.bundle import load_bundle
 
-            fitted, card = load_bundle(model_dir)
-            data = load_dataset(dataset or str(card["dataset"]["name"]))
+            fitted, card, data = load_bundle_and_data(model_dir, dataset)
             input_len = fitted.input_len
         else:
             data = load_dataset(dataset or "los-loop")

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from urbanflow.cli import common
-from urbanflow.data.catalog import load_dataset
 from urbanflow.decisions.demand import DEFAULT_QUANTILE
 from urbanflow.decisions.rebalancing import read_fleet, rebalance, write_plan
 
@@ -36,10 +35,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write moves from_zone,to_zone,vehicles,distance_km that cover the quantile of each
         zone's forecast departures over the next K steps at the least empty distance."""
-        from urbanflow.models.bundle import load_bundle  # torch: imported when used
-
-        model, card = load_bundle(model_dir)
-        data = load_dataset(dataset or str(card["dataset"]["name"]))
+        model, _, data = common.load_bundle_and_data(model_dir, dataset)
         idle = read_fleet(fleet, data.sensors.ids)
         plan = rebalance(model, data, idle, at, steps, quantile, value_km=value_km)
         path = write_plan(plan, output)

@@ -78,10 +78,8 @@ def register(app: typer.Typer) -> None:
         """Write forecasts: sensor_id, issued_at, target_time, horizon_steps, value, and
         lower_L, upper_L for each interval level L."""
         from urbanflow.models.base import require_same_sensors
-        from urbanflow.models.bundle import load_bundle  # torch: imported when used
 
-        model, card = load_bundle(model_dir)
-        data = load_dataset(dataset or str(card["dataset"]["name"]))
+        model, _, data = common.load_bundle_and_data(model_dir, dataset)
         require_same_sensors(model.sensor_ids_, data, str(model_dir))
         issues = issue_indices(data, model.input_len, at, start, end)
         with common.progress_bar() as bar:
