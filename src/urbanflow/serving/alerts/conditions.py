@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from urbanflow.serving.alerts.rules import (
 )
 
 ProbabilityBelow = Callable[[float], np.ndarray]
+_Condition = TypeVar("_Condition", ThresholdCondition, CapacityCondition, DriftCondition)
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,27 @@ def window_probability(
     below = probability_below
     if callable(below):
         below = below(condition.threshold)
-    below = np.asarray(below, dtype=np.float64)
-    if below.ndim != 2 or below.shape[0] < condition.steps:
-        raise ValueError(
-            f"probabilities must be [h n] with h ≥ {condition.steps}, got {below.shape}"
-        )
-    window = below[: condition.steps]
+    window = _first_steps(below, condition.steps)
     if condition.kind == "above":
         window = 1.0 - window
     return _window_max(window)
+
+
+def _first_steps(probabilities: np.ndarray, steps: int) -> np.ndarray:
+    """``[steps n]`` the first ``steps`` rows of ``[h n]`` probabilities (float64); a
+    ValueError when they are not two-dimensional or have fewer rows."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[0] < steps:
+        raise ValueError(f"probabilities must be [h n] with h ≥ {steps}, got {probabilities.shape}")
+    return probabilities[:steps]
+
+
+def _condition_of(rule: Rule, kind: type[_Condition], what: str) -> _Condition:
+    """``rule.condition`` when it is a ``kind``; a TypeError naming ``what`` rule it is not."""
+    condition = rule.condition
+    if not isinstance(condition, kind):
+        raise TypeError(f"rule {rule.name!r} is not {what} rule")
+    return condition
 
 
 def _window_max(window: np.ndarray) -> np.ndarray:
@@ -107,9 +121,7 @@ def evaluate_threshold(
     probability_below
         ``[h n]`` probabilities below the rule's threshold, or a callable giving them.
     """
-    condition = rule.condition
-    if not isinstance(condition, ThresholdCondition):
-        raise TypeError(f"rule {rule.name!r} is not a below/above rule")
+    condition = _condition_of(rule, ThresholdCondition, "a below/above")
     best = window_probability(condition, probability_below)
     return _judge(rule, sensor_ids, best, lambda v: v >= condition.probability)
 
@@ -129,15 +141,8 @@ def evaluate_capacity(
         ``[h n]`` probability that each target reaches its sensor's capacity, NaN where
         unknown (no forecast, no capacity).
     """
-    condition = rule.condition
-    if not isinstance(condition, CapacityCondition):
-        raise TypeError(f"rule {rule.name!r} is not an above_capacity rule")
-    above = np.asarray(probability_above, dtype=np.float64)
-    if above.ndim != 2 or above.shape[0] < condition.steps:
-        raise ValueError(
-            f"probabilities must be [h n] with h ≥ {condition.steps}, got {above.shape}"
-        )
-    best = _window_max(above[: condition.steps])
+    condition = _condition_of(rule, CapacityCondition, "an above_capacity")
+    best = _window_max(_first_steps(probability_above, condition.steps))
     return _judge(rule, sensor_ids, best, lambda v: v >= condition.probability)
 
 
@@ -160,9 +165,7 @@ def evaluate_drift(
     validation_mae
         ``[n]`` validation MAE per sensor, pooled over the same steps.
     """
-    condition = rule.condition
-    if not isinstance(condition, DriftCondition):
-        raise TypeError(f"rule {rule.name!r} is not a drift rule")
+    condition = _condition_of(rule, DriftCondition, "a drift")
     live = np.asarray(live_mae, dtype=np.float64)
     reference = np.asarray(validation_mae, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
