@@ -55,3 +55,9 @@ def train_count_bundle(city: Path, out: Path) -> Path:
         main(args)
     assert exit_info.value.code in (0, None), printed.getvalue()
     return out
+
+
+def count_city_with_bundle(root: Path) -> tuple[Path, Path]:
+    """``(city, bundle)``: the count city written under ``root`` and a bundle trained on it."""
+    city = write_count_city(root / "city")
+    return city, train_count_bundle(city, root / "stid")

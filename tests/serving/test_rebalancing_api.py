@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.decisions.city import ZONES, train_count_bundle, write_count_city
+from tests.decisions.city import ZONES, count_city_with_bundle
 from tests.serving.conftest import post_los_loop_readings
 
 from urbanflow.data.catalog import load_dataset
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.slow  # trains a network for one epoch
 
 @pytest.fixture(scope="module")
 def count_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("count-city")
-    city = write_count_city(root / "city")
-    return city, train_count_bundle(city, root / "stid")
+    return count_city_with_bundle(tmp_path_factory.mktemp("count-city"))
 
 
 @pytest.fixture
