@@ -4,18 +4,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.cli_run import run
 from tests.reference import los_loop_speeds, tgcn_persistence
 
 from urbanflow.cli import main
 
 MY_CITY = Path(__file__).parents[1] / "docs" / "examples" / "my-city"
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_evaluate_writes_results_json(tmp_path, capsys):

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.cli_run import run
 from tests.decisions.city import ZONES, count_city_with_bundle
 
-from urbanflow.cli import main
 from urbanflow.data.catalog import load_dataset
 from urbanflow.decisions.rebalancing import forecast_means, rebalance
 from urbanflow.models.bundle import load_bundle
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.slow  # trains a network for one epoch
 @pytest.fixture(scope="module")
 def count_city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return count_city_with_bundle(tmp_path_factory.mktemp("count-city"))
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_rebalance_writes_a_plan(count_city, tmp_path, capsys):

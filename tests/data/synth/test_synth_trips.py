@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from tests.cli_run import run
 
-from urbanflow.cli import main
 from urbanflow.data.synth.base import KM_PER_DEGREE_LATITUDE
 from urbanflow.data.synth.trips import (
     TRIP_COLUMNS,
@@ -211,13 +211,6 @@ def test_an_unknown_timezone_or_start_is_a_data_error():
         generate_trips(TripCityParameters(timezone="Mars/Olympus"))
     with pytest.raises(DataError, match="--start '2026-02-30'"):
         generate_trips(TripCityParameters(start="2026-02-30"))
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_cli_writes_the_table_and_prints_one_line(tmp_path, capsys):
