@@ -13,12 +13,18 @@ from rich.table import Table
 from urbanflow.cli.common import console, progress_bar
 from urbanflow.data.catalog import dataset_names, describe, describe_embedded, load_dataset
 from urbanflow.data.download import CATALOGUE, download, is_downloaded
-from urbanflow.data.synth import SYNTH_KINDS, SynthResult, TripCityParameters, WardParameters
+from urbanflow.data.synth import (
+    SYNTH_KINDS,
+    RoadParameters,
+    SynthResult,
+    TripCityParameters,
+    WardParameters,
+)
 from urbanflow.data.trips import TripColumns, TripSummary, parse_bbox, trips_to_flows
 
 app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
 synth_app = typer.Typer(
-    help="Write seeded synthetic data (labelled synthetic): trips or hospital wards.",
+    help="Write seeded synthetic data (labelled synthetic): trips, hospital wards or roads.",
     no_args_is_help=True,
 )
 app.add_typer(synth_app, name="synth")
@@ -219,3 +225,21 @@ def synth_wards(
         wards=wards, hospitals=hospitals, days=days, seed=seed, start=start, timezone=timezone
     )
     print_synth_result(SYNTH_KINDS["wards"](out, parameters, force=force), "hourly steps")
+
+
+@synth_app.command("roads")
+def synth_roads(
+    out: Annotated[Path, typer.Option(help="City folder to write.")],
+    sensors: Annotated[int, typer.Option(help="Road sensors (along corridors).")] = 200,
+    days: Annotated[int, typer.Option(help="Days of speeds.")] = 28,
+    frequency: Annotated[str, typer.Option(help="Time step dividing a day: 5min, 15min.")] = "5min",
+    seed: Annotated[int, typer.Option(help="Seed: the same options give the same data.")] = 0,
+    start: Annotated[str, typer.Option(help=START_HELP)] = "2026-03-02",
+    timezone: Annotated[str, typer.Option(help=TIMEZONE_HELP)] = "Europe/Berlin",
+    force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+) -> None:
+    """Road speeds in km/h along corridors: travelling rush hours, incidents, outages."""
+    parameters = RoadParameters(
+        sensors=sensors, days=days, frequency=frequency, seed=seed, start=start, timezone=timezone
+    )
+    print_synth_result(SYNTH_KINDS["roads"](out, parameters, force=force), "time steps")

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from urbanflow.data.synth.base import SynthResult
+from urbanflow.data.synth.roads import RoadParameters, write_roads
 from urbanflow.data.synth.trips import TripCityParameters, write_trips
 from urbanflow.data.synth.wards import WardParameters, write_wards
 
 SYNTH_KINDS: dict[str, Callable[..., SynthResult]] = {
     "trips": write_trips,
     "wards": write_wards,
+    "roads": write_roads,
 }
 
-__all__ = ["SYNTH_KINDS", "SynthResult", "TripCityParameters", "WardParameters"]
+__all__ = ["SYNTH_KINDS", "RoadParameters", "SynthResult", "TripCityParameters", "WardParameters"]
