@@ -452,7 +452,9 @@ def draw_incidents(
     return table.sort_values(["origin", "hop"], ignore_index=True)
 
 
-def draw_outages(parameters: RoadParameters, days_steps: np.ndarray, rng: np.random.Generator):
+def draw_outages(
+    parameters: RoadParameters, days_steps: np.ndarray, rng: np.random.Generator
+) -> pd.DataFrame:
     """Detector outages: ``sensor, start_step, steps`` (runs of 1 to 6 hours).
 
     Parameters
@@ -502,7 +504,26 @@ def apply_windows(
 
 @dataclass(frozen=True)
 class RoadPlan:
-    """Everything drawn before the readings: the network, the time line, the events."""
+    """Everything drawn before the readings: the network, the time line, the events.
+
+    Parameters
+    ----------
+    parameters
+        What it was drawn with.
+    network
+        The sensors and the road graph.
+    timestamps
+        ``[t]`` timezone-aware time steps.
+    hour, day, weekend
+        ``[t]`` local hour of the day (fractional), day index from the first local day, and
+        whether the local day is a Saturday or Sunday.
+    rush
+        The rush-hour profile.
+    incidents, outages
+        The event tables of :class:`SyntheticRoads`.
+    noise_seed
+        Seed of the measurement noise, drawn block by block.
+    """
 
     parameters: RoadParameters
     network: RoadNetwork
