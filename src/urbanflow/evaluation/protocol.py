@@ -45,7 +45,6 @@ def default_horizons(step: pd.Timedelta | None) -> tuple[int, ...]:
     return tuple(sorted({max(1, round(duration / step)) for duration in durations}))
 
 
-
 @dataclass(frozen=True)
 class ScoreGroup:
     """Metrics pooled over 1-based ``steps`` of the forecasts issued at ``times``.
