@@ -11,6 +11,7 @@ from urbanflow.errors import ConfigError, DataError
 from urbanflow.models.conformal import (
     OnlineConformal,
     calibrate,
+    distribution_sd,
     interval_columns,
     parse_levels,
     probability_below,
@@ -169,3 +170,54 @@ def test_intervals_of_counts_are_whole_numbers_never_below_zero():
     issued = times >= 150
     assert (lower[issued] >= 0).all()
     np.testing.assert_array_equal(upper[issued], np.round(upper[issued]))
+
+
+def test_distribution_sd_of_each_family_by_hand():
+    mean = np.array([[0.0, 1.0, 4.0]])
+    np.testing.assert_allclose(distribution_sd("none", mean), 1.0)
+    np.testing.assert_allclose(distribution_sd("poisson", mean), np.sqrt([[0.25, 1.25, 4.25]]))
+    alpha = np.array([0.5, 0.5, 2.0])
+    np.testing.assert_allclose(
+        distribution_sd("negative-binomial", mean, alpha),
+        np.sqrt([[0.25, 1 + 0.5 + 0.25, 4 + 2.0 * 16 + 0.25]]),
+    )
+    np.testing.assert_allclose(distribution_sd("tweedie", mean), np.sqrt(mean**1.5 + 0.25))
+    with pytest.raises(ConfigError, match="dispersion"):
+        distribution_sd("negative-binomial", mean)
+    with pytest.raises(ConfigError, match="unknown"):
+        calibrate(np.zeros((2, 1, 1)), np.arange(2), np.zeros((4, 1)), 3, spread="gamma")
+
+
+def test_a_poisson_spread_widens_intervals_with_the_forecast_mean():
+    rng = np.random.default_rng(4)
+    mean = 0.2 + 6 * (np.sin(np.arange(600) / 8) > 0)[:, None] + np.zeros(3)  # quiet and busy
+    readings = rng.poisson(mean).astype(float)
+    validation = np.arange(12, 400)
+    forecasts = forecasts_of(mean, validation, 1)
+    spread = calibrate(forecasts, validation, readings, 400, spread="poisson")
+    flat = calibrate(forecasts, validation, readings, 400)
+    assert spread.spread == "poisson" and flat.spread == "none"
+    # the drift reference stays a mean absolute error in the data's unit
+    by_hand = np.abs(readings[validation] - mean[validation]).mean(axis=0)  # h = 1
+    np.testing.assert_allclose(spread.reference_mae[0], by_hand)
+    assert flat.validation_mae is None  # without a spread the scale is that reference
+    quiet, busy = np.array([[0.2, 0.2, 0.2]]), np.array([[6.2, 6.2, 6.2]])
+    low_q, high_q = OnlineConformal(spread, (80.0,)).intervals(quiet)
+    low_b, high_b = OnlineConformal(spread, (80.0,)).intervals(busy)
+    assert ((high_b - low_b) > 2 * (high_q - low_q)).all()  # wide at peaks, narrow when quiet
+    flat_q = OnlineConformal(flat, (80.0,)).intervals(quiet)
+    flat_b = OnlineConformal(flat, (80.0,)).intervals(busy)
+    np.testing.assert_allclose(flat_b[1] - flat_b[0], flat_q[1] - flat_q[0])  # same width
+    # coverage on the later part holds at both quiet and busy steps
+    times = np.arange(400, 590)
+    lower, upper = replay_intervals(spread, forecasts_of(mean, times, 1), times, readings, (80.0,))
+    y = readings[times][:, None, None, :]
+    inside = (y >= lower) & (y <= upper)
+    for busy_step in (True, False):
+        chosen = (mean[times, 0] > 1) == busy_step
+        assert inside[chosen].mean() > 0.7
+    # the probability of exceeding a threshold follows the same spread
+    for threshold in (8.0, 10.0):
+        with_spread = probability_below(spread, spread.scale, busy, threshold)
+        without = probability_below(flat, flat.scale, busy, threshold)
+        assert (with_spread < without).all()  # a busy step's upper tail is wider

@@ -93,7 +93,11 @@ def test_an_unknown_loss_is_refused(counts: CityDataset) -> None:
 def test_negative_binomial_dispersion_survives_a_bundle(counts: CityDataset, tmp_path) -> None:
     model = stid(loss="negative-binomial", ensemble=2, max_epochs=2)
     plan = default_plan(counts.num_steps, 12, (1, 3))
-    result = evaluate(model, counts, plan, "stid")
+    result = evaluate(model, counts, plan, "stid", levels=(80.0,))
+    family, dispersion = model.forecast_distribution()
+    assert family == "negative-binomial" and dispersion.shape == (SENSORS,)
+    assert result.calibration.spread == "negative-binomial"
+    np.testing.assert_allclose(result.calibration.dispersion, dispersion)
     for member in model.network_.members:
         assert member.log_dispersion.shape == (SENSORS,)
         assert member.log_dispersion.requires_grad
@@ -102,6 +106,9 @@ def test_negative_binomial_dispersion_survives_a_bundle(counts: CityDataset, tmp
     loaded, card = load_bundle(folder)
     assert (card["loss"], card["dataset"]["kind"]) == ("negative-binomial", "count")
     assert card["training"]["members"][0]["validation_criterion"] == "negative-binomial loss"
+    assert card["calibration"]["spread"] == "negative-binomial"
+    np.testing.assert_allclose(loaded.calibration_.dispersion, dispersion)
+    np.testing.assert_allclose(loaded.calibration_.reference_mae, result.calibration.reference_mae)
     for original, copy in zip(model.network_.members, loaded.network_.members, strict=True):
         np.testing.assert_array_equal(
             copy.log_dispersion.detach().cpu().numpy(),
@@ -121,3 +128,22 @@ def test_the_weekday_rule_decides_the_dow_embedding(days: int, weekdays: bool) -
     assert all((member.dow is not None) is weekdays for member in model.network_.members)
     dow = model.series(data).dow
     assert (dow.max().item() == 6) is weekdays  # 0 throughout without weekdays
+
+
+def test_a_tight_budget_trains_one_network_rather_than_three(counts: CityDataset, tmp_path):
+    model = stid(ensemble=3, time_budget_min=1e-4, max_epochs=5)
+    plan = default_plan(counts.num_steps, 12, (1, 3))
+    result = evaluate(model, counts, plan, levels=())
+    # the first network took longer than what was left: no second one was started
+    assert model.ensemble == 1 and len(model.network_.members) == 1
+    assert len(model.training_reports_) == 1
+    save_bundle(model, "stid", counts, result, tmp_path / "b")
+    loaded, card = load_bundle(tmp_path / "b")
+    assert card["hyperparameters"]["ensemble"] == 1
+    times = plan.test_groups[0].times[:5]
+    np.testing.assert_allclose(loaded.predict(counts, times), model.predict(counts, times))
+
+
+def test_an_untimed_ensemble_trains_every_network(counts: CityDataset) -> None:
+    model = stid(ensemble=2).fit(counts)
+    assert model.ensemble == 2 and len(model.training_reports_) == 2
