@@ -1,4 +1,5 @@
 import math
+import time
 
 import numpy as np
 import pytest
@@ -123,3 +124,37 @@ def test_early_stopping_and_time_budget():
     assert budget.stopped_by == "time_budget"
     assert budget.seconds < 0.02 * 60 * 3
     assert not math.isnan(budget.best_validation_score)
+
+
+class Slow(Lagged):
+    """``Lagged`` that takes 20 ms per call, so that one epoch outlasts a small budget."""
+
+    calls = 0
+
+    def forward(self, x, tod, dow):
+        Slow.calls += 1
+        time.sleep(0.02)
+        return super().forward(x, tod, dow)
+
+
+def test_a_time_budget_ends_an_epoch_between_batches_and_keeps_the_best_weights():
+    data = series(persistent_series(), Scaler(0.0, 1.0))
+    model = Slow(2)
+    Slow.calls = 0
+    # 146 samples in batches of 2: 73 batches of 20 ms, about 1.5 s an epoch; budget 0.5 s
+    report = train(
+        model,
+        data,
+        np.arange(4, 150),
+        data,
+        np.arange(150, 196),
+        4,
+        2,
+        Scaler(0.0, 1.0),
+        TrainingOptions(max_epochs=50, batch_size=2, learning_rate=0.05, time_budget_min=0.5 / 60),
+    )
+    assert report.stopped_by == "time_budget"
+    assert report.epochs_run == 1  # ended inside the first epoch, not after it
+    assert Slow.calls < 73  # fewer batches (and one validation pass) than a whole epoch
+    assert not math.isnan(report.best_validation_score) and report.best_epoch == 1
+    assert model.weight.item() != 0.0  # the part-epoch's weights were kept

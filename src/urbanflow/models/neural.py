@@ -86,8 +86,8 @@ class NeuralForecaster(Forecaster):
         each with what is left of the budget; another network starts only while the time
         left is at least what the first one took, so a tight budget trains fewer networks to
         convergence rather than several half-trained ones (``ensemble`` then records how many
-        were trained). Training stops before an epoch that would overrun the budget. ``None``
-        (default): no limit.
+        were trained). The budget is checked between batches (``training.engine.train``).
+        ``None`` (default): no limit.
     batch_size
         Samples per optimiser step (default 32).
     learning_rate

@@ -169,7 +169,10 @@ def train(
 ) -> TrainingReport:
     """Train in place; the weights of the best validation epoch are restored at the end.
 
-    Without validation samples the last epoch's weights are kept.
+    Without validation samples the last epoch's weights are kept. A time budget is checked
+    before every batch: when the time left would not cover the next batch and a validation
+    pass (each as long as the last one), the epoch ends there, is validated like any other, and
+    training stops with the best weights so far (``stopped_by = "time_budget"``).
     """
     generator = seed_everything(options.seed)
     device = train_series.values.device
@@ -189,13 +192,23 @@ def train(
     report = TrainingReport()
     best_state = copy.deepcopy(network.state_dict())
     started = time.perf_counter()
-    budget = None if options.time_budget_min is None else options.time_budget_min * 60
+    deadline = None if options.time_budget_min is None else started + options.time_budget_min * 60
+    batch_seconds = validation_seconds = 0.0  # the latest of each, to foresee the next
     epochs_without_gain = 0
     for epoch in range(1, options.max_epochs + 1):
         network.train()
         order = torch.as_tensor(train_times)[torch.randperm(len(train_times), generator=generator)]
         total, count = 0.0, 0
+        out_of_time = False
         for start in range(0, len(order), options.batch_size):
+            now = time.perf_counter()
+            if (
+                deadline is not None
+                and (epoch > 1 or count)
+                and (now + batch_seconds + validation_seconds > deadline)
+            ):
+                out_of_time = True
+                break
             batch = order[start : start + options.batch_size].to(device)
             target, mask = train_series.targets(batch, horizon)
             raw = scaler.inverse(network(*train_series.inputs(batch, input_len)))
@@ -207,6 +220,11 @@ def train(
             schedule.step()
             total += loss.item() * batch.numel()
             count += batch.numel()
+            batch_seconds = time.perf_counter() - now
+        if out_of_time and not count:  # the budget ended before this epoch's first batch
+            report.stopped_by = "time_budget"
+            break
+        validation_started = time.perf_counter()
         if validation_series is not None and len(validation_times):
             val = validation_score(
                 network,
@@ -220,6 +238,7 @@ def train(
             )
         else:
             val = math.nan
+        validation_seconds = time.perf_counter() - validation_started
         elapsed = time.perf_counter() - started
         improved = not math.isnan(val) and val < report.best_validation_score
         if improved or math.isnan(val):
@@ -252,7 +271,7 @@ def train(
         if epochs_without_gain >= options.patience:
             report.stopped_by = "early_stopping"
             break
-        if budget is not None and elapsed * (epoch + 1) / epoch > budget:
+        if out_of_time:
             report.stopped_by = "time_budget"
             break
     network.load_state_dict(best_state)
