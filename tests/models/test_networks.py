@@ -98,3 +98,24 @@ def test_every_network_is_in_the_model_registry():
 
     assert set(NETWORKS) <= set(neural_names())
     assert {MODELS[name].presets["network"] for name in neural_names()} == set(NETWORKS)
+
+
+def test_a_dense_network_too_large_for_the_machine_is_refused_naming_one_that_scales():
+    from urbanflow.errors import ConfigError
+    from urbanflow.models.networks import NetworkSpec, check_dense_memory
+
+    memory = 24 * 2**30
+    small, large = NetworkSpec(207, 12, 12, 288), NetworkSpec(30_000, 12, 12, 288)
+    for name in ("gwnet", "agcrn", "staeformer"):
+        check_dense_memory(name, small, {}, 32, memory)  # Los-loop fits
+        with pytest.raises(ConfigError, match=r"square of the sensors.*use stid-graph or stid"):
+            check_dense_memory(name, large, {}, 32, memory)
+    for name in ("stid", "stgcn", "tgcn"):  # sparse or per-sensor: never refused
+        check_dense_memory(name, large, {}, 32, memory)
+    # the estimate follows the options: fewer heads and layers, less attention
+    with pytest.raises(ConfigError) as refused:
+        check_dense_memory("staeformer", NetworkSpec(2_000, 12, 12, 288), {}, 32, memory)
+    check_dense_memory(
+        "staeformer", NetworkSpec(2_000, 12, 12, 288), {"heads": 1, "num_layers": 1}, 1, memory
+    )
+    assert "2,000 × 2,000" in str(refused.value)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -86,6 +87,77 @@ class NetworkSpec:
         if self.graph is None or self.graph.num_edges == 0:
             return SensorGraph.from_dense(np.eye(self.num_sensors, dtype=np.float32))
         return self.graph
+
+
+def _adjacency_bytes(spec: NetworkSpec, options: Mapping[str, object], batch: int) -> int:
+    # gwnet: the adaptive [n n] adjacency, its softmax and their gradients (float32)
+    return 16 * spec.num_sensors**2
+
+
+def _supports_bytes(spec: NetworkSpec, options: Mapping[str, object], batch: int) -> int:
+    # agcrn: cheb_k adaptive [n n] supports, their softmax and gradients (float32)
+    return 16 * int(options.get("cheb_k", 2)) * spec.num_sensors**2
+
+
+def _attention_bytes(spec: NetworkSpec, options: Mapping[str, object], batch: int) -> int:
+    # staeformer: spatial attention scores [b heads L n n] per layer, kept with their softmax
+    # and gradients (float32)
+    heads, layers = int(options.get("heads", 4)), int(options.get("num_layers", 2))
+    return 12 * batch * heads * spec.input_len * layers * spec.num_sensors**2
+
+
+DENSE_MEMORY = MappingProxyType(
+    {"gwnet": _adjacency_bytes, "agcrn": _supports_bytes, "staeformer": _attention_bytes}
+)
+"""Networks whose memory grows with the square of the sensors, and an estimate of the bytes
+their dense ``[n n]`` parts take in training. The others are O(n)."""
+SCALABLE = ("stid-graph", "stid")  # named when a dense network is refused
+
+
+def machine_memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_dense_memory(
+    name: str,
+    spec: NetworkSpec,
+    options: Mapping[str, object],
+    batch_size: int,
+    memory_bytes: int | None = None,
+) -> None:
+    """A ConfigError, naming a model that scales, when an O(n²) network's dense parts would
+    take more than a quarter of the machine's memory: refused before training, instead of
+    running out of memory.
+
+    Parameters
+    ----------
+    name
+        A key of ``NETWORKS``.
+    spec
+        Shapes the network would be built for.
+    options
+        Its keyword hyperparameters.
+    batch_size
+        Samples per optimiser step.
+    memory_bytes
+        The machine's memory; None (default): :func:`machine_memory_bytes`.
+    """
+    estimate = DENSE_MEMORY.get(name)
+    memory = machine_memory_bytes() if memory_bytes is None else memory_bytes
+    if estimate is None or memory <= 0:
+        return
+    needed = estimate(spec, options, batch_size)
+    if needed > memory / 4:
+        raise ConfigError(
+            f"{name} holds dense {spec.num_sensors:,} × {spec.num_sensors:,} matrices (memory "
+            f"grows with the square of the sensors): about {needed / 2**30:,.1f} GiB, more than "
+            f"a quarter of this machine's {memory / 2**30:,.1f} GiB; use "
+            f"{' or '.join(SCALABLE)}, whose memory grows linearly"
+        )
 
 
 def network_class(name: str) -> type[nn.Module]:

@@ -15,7 +15,12 @@ from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import hold_out, sample_times
 from urbanflow.errors import ConfigError
 from urbanflow.models.base import FitProgress, Forecaster
-from urbanflow.models.networks import NetworkSpec, build_network, parameter_count
+from urbanflow.models.networks import (
+    NetworkSpec,
+    build_network,
+    check_dense_memory,
+    parameter_count,
+)
 from urbanflow.training.engine import (
     EpochReport,
     TrainingOptions,
@@ -234,6 +239,7 @@ class NeuralForecaster(Forecaster):
             graph=dataset.graph,
             weekdays=weekdays_usable(dataset.timestamps),
         )
+        check_dense_memory(self.network, spec, self.network_options, self.batch_size)
         loss = self.loss or DEFAULT_LOSSES[dataset.kind]
         if is_distributional(loss) and not dataset.non_negative:
             raise ConfigError(
