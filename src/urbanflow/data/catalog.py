@@ -5,7 +5,9 @@ each described by its own ``dataset.toml``: :func:`describe_embedded`) and the d
 standard sets (``metr-la``, ``pems-bay``, ``pems04``, ``pems08``;
 ``urbanflow datasets download NAME``).
 Paths: a city folder, a METR-LA/PEMS-BAY ``.h5`` file (graph files beside it), a PEMS0X
-``.npz`` file (distances CSV beside it), or a T-GCN folder (``*_speed.csv`` + ``*_adj.csv``).
+``.npz`` file (distances CSV beside it), a T-GCN folder (``*_speed.csv`` + ``*_adj.csv``), or
+a LargeST folder (``ca_his_raw_YYYY.h5`` + ``ca_meta.csv`` + ``ca_rn_adj.npy``; the latest
+year, or the year of a ``ca_his_raw_YYYY.h5`` path).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 from urbanflow.data.dataset import CityDataset, DatasetMetadata
 from urbanflow.data.download import CATALOGUE, dataset_folder, is_downloaded
 from urbanflow.data.readers.city_folder import read_city_folder, read_settings
+from urbanflow.data.readers.largest import READINGS_NAME, largest_years, read_largest
 from urbanflow.data.readers.metr_hdf5 import read_traffic_hdf5
 from urbanflow.data.readers.pems_npz import PEMS_START, read_pems_npz
 from urbanflow.data.readers.tgcn_csv import LOS_LOOP_START, LOS_LOOP_TIMEZONE, read_tgcn_csv
@@ -185,9 +188,13 @@ def _load_path(path: Path) -> CityDataset:
         speeds = sorted(path.glob("*_speed.csv"))
         if speeds:
             return _load_tgcn(speeds[0])
+        if largest_years(path):
+            return read_largest(path)
         data_files = sorted(path.glob("*.h5")) + sorted(path.glob("*.npz"))
         if len(data_files) == 1:
             return _load_path(data_files[0])
+    elif READINGS_NAME.match(path.name):
+        return read_largest(path.parent, year=int(READINGS_NAME.match(path.name).group(1)))
     elif path.suffix == ".h5":
         return _load_hdf5(path)
     elif path.suffix == ".npz":
@@ -195,7 +202,7 @@ def _load_path(path: Path) -> CityDataset:
     raise DataError(
         f"{path}: not a layout urbanflow reads; give a city folder (readings.csv or "
         "readings.parquet beside sensors.csv, see docs/data-format.md), an .h5 or .npz file, "
-        "or a T-GCN folder (NAME_speed.csv and NAME_adj.csv)"
+        "a T-GCN folder (NAME_speed.csv and NAME_adj.csv) or a LargeST folder"
     )
 
 
