@@ -17,6 +17,8 @@ FLOW_KINDS = ("level", "count", "occupancy")
 """What readings are: ``level`` (speed, any real value), ``count`` (non-negative integers per
 step: riders, trips), ``occupancy`` (non-negative integers in a unit of limited ``capacity``:
 beds, berths, spaces)."""
+INF_CHECK_CELLS = 1 << 24
+"""Cells checked for infinity at a time (a 16 MiB bool array, not one the readings' size)."""
 
 
 def infer_kind(values: np.ndarray) -> str:
@@ -209,7 +211,7 @@ class CityDataset:
         steps, num_sensors, channels = readings.shape
         if steps == 0 or num_sensors == 0 or channels == 0:
             raise DataError(f"readings are empty: shape {readings.shape}")
-        if np.isinf(readings).any():
+        if _any_infinite(readings):
             raise DataError("readings contain infinite values; use an empty cell for missing")
         if len(self.timestamps) != steps:
             raise DataError(f"{steps} time steps of readings but {len(self.timestamps)} timestamps")
@@ -302,3 +304,10 @@ class CityDataset:
         digest.update(self.timestamps.asi8.tobytes())
         digest.update("\n".join(self.sensors.ids).encode())
         return digest.hexdigest()
+
+
+def _any_infinite(readings: np.ndarray) -> bool:
+    """Whether ``[t ...]`` readings hold ±inf, checked a block of time steps at a time."""
+    per_step = max(1, readings[0].size) if len(readings) else 1
+    block = max(1, INF_CHECK_CELLS // per_step)
+    return any(np.isinf(readings[i : i + block]).any() for i in range(0, len(readings), block))

@@ -14,16 +14,21 @@ naming the file, the problem, the first offending row or ids, and the fix.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from urbanflow.data.calendar import check_holiday_region
 from urbanflow.data.dataset import FLOW_KINDS, CityDataset, DatasetMetadata, Sensors
 from urbanflow.data.readers.common import first_listed, parse_numbers, read_csv
 from urbanflow.data.timegrid import (
+    Grid,
+    ParsedTimes,
     check_timezone,
     fit_grid,
     frequency_alias,
@@ -104,57 +109,196 @@ def read_city_folder(folder: Path | str) -> CityDataset:
     settings = read_settings(folder)
     sensors = read_sensors(folder / "sensors.csv")
     readings_path = _readings_path(folder)
-    frame = _read_table(readings_path)
-    long = _long_readings(frame, readings_path)
-    long = _drop_null_values(long, settings.metadata.null_value)
-    _check_known_sensors(long["sensor_id"], sensors, readings_path)
-    occurrence = long.groupby(["sensor_id", "timestamp"], sort=False).cumcount().to_numpy()
     try:
-        parsed = parse_timestamps(long["timestamp"], occurrence, settings.metadata.timezone)
-    except DataError as error:
-        raise DataError(f"{readings_path.name}: {error}") from None
-    if parsed.invalid.any():
-        row = int(np.argmax(parsed.invalid))
-        text = long["timestamp"].iloc[row]
-        line = _line(long, row)
-        if parsed.problem == "nonexistent":
-            raise DataError(
-                f"{readings_path.name}: timestamp {text!r} ({line}) does not exist in "
-                f"{settings.metadata.timezone} (clocks skip it); remove the row or write "
-                "UTC offsets"
-            )
-        raise DataError(
-            f"{readings_path.name}: timestamp {text!r} ({line}) cannot be parsed; "
-            "write ISO 8601 such as '2024-03-01 08:05' or '2024-03-01T08:05:00+01:00'"
-        )
-    step = parse_frequency(settings.metadata.frequency) if settings.metadata.frequency else None
-    try:
-        grid, first_off = fit_grid(parsed.utc_ns, step)
-    except DataError as error:
-        raise DataError(f"{readings_path.name}: {error}") from None
-    step_name = frequency_alias(pd.Timedelta(grid.step, unit="ns"))
-    if first_off is not None:
-        how = "given in dataset.toml" if step else "inferred from the data"
-        raise DataError(
-            f"{readings_path.name}: timestamp {long['timestamp'].iloc[first_off]!r} "
-            f"({_line(long, first_off)}) is off the regular {step_name} grid {how}; "
-            "fix that row or set `frequency` in dataset.toml"
-        )
-    distinct = np.unique(parsed.utc_ns).size
-    if distinct < MIN_GRID_FILL * grid.length:
-        raise DataError(
-            f"{readings_path.name}: only {distinct} of {grid.length} time steps of the "
-            f"{step_name} grid have readings (under half); check `frequency` or the export"
-        )
-    readings = _fill_grid(
-        long, parsed.utc_ns, grid.positions(parsed.utc_ns), sensors, grid.length, readings_path
-    )
+        readings, grid, step_name = _read_wide_parquet(readings_path, sensors, settings)
+    except _GeneralPath:  # long, CSV, or a case whose error the general path phrases
+        readings, grid, step_name = _read_readings(readings_path, sensors, settings)
     timestamps = grid.index(settings.metadata.timezone)
     metadata = replace(
         settings.metadata, frequency=step_name, channels=(settings.metadata.quantity,)
     )
     graph = read_graph(folder, sensors, settings)
     return CityDataset(readings, timestamps, sensors, graph, metadata)
+
+
+def _read_readings(
+    path: Path, sensors: Sensors, settings: FolderSettings
+) -> tuple[np.ndarray, Grid, str]:
+    """``[t n 1]`` readings, their grid and its step name, from any layout (a long frame)."""
+    frame = _read_table(path)
+    long = _long_readings(frame, path)
+    long = _drop_null_values(long, settings.metadata.null_value)
+    _check_known_sensors(long["sensor_id"], sensors, path)
+    occurrence = long.groupby(["sensor_id", "timestamp"], sort=False).cumcount().to_numpy()
+    parsed, grid, step_name = _place_in_time(long, occurrence, settings, path)
+    readings = _fill_grid(
+        long, parsed.utc_ns, grid.positions(parsed.utc_ns), sensors, grid.length, path
+    )
+    return readings, grid, step_name
+
+
+def _place_in_time(
+    long: pd.DataFrame, occurrence: np.ndarray, settings: FolderSettings, path: Path
+) -> tuple[ParsedTimes, Grid, str]:
+    """The rows' times and the regular grid that holds them; the first bad row an error.
+
+    ``long`` has ``timestamp`` text and ``__line__``; ``occurrence`` as in
+    :func:`parse_timestamps`.
+    """
+    try:
+        parsed = parse_timestamps(long["timestamp"], occurrence, settings.metadata.timezone)
+    except DataError as error:
+        raise DataError(f"{path.name}: {error}") from None
+    if parsed.invalid.any():
+        row = int(np.argmax(parsed.invalid))
+        text = long["timestamp"].iloc[row]
+        line = _line(long, row)
+        if parsed.problem == "nonexistent":
+            raise DataError(
+                f"{path.name}: timestamp {text!r} ({line}) does not exist in "
+                f"{settings.metadata.timezone} (clocks skip it); remove the row or write "
+                "UTC offsets"
+            )
+        raise DataError(
+            f"{path.name}: timestamp {text!r} ({line}) cannot be parsed; "
+            "write ISO 8601 such as '2024-03-01 08:05' or '2024-03-01T08:05:00+01:00'"
+        )
+    step = parse_frequency(settings.metadata.frequency) if settings.metadata.frequency else None
+    try:
+        grid, first_off = fit_grid(parsed.utc_ns, step)
+    except DataError as error:
+        raise DataError(f"{path.name}: {error}") from None
+    step_name = frequency_alias(pd.Timedelta(grid.step, unit="ns"))
+    if first_off is not None:
+        how = "given in dataset.toml" if step else "inferred from the data"
+        raise DataError(
+            f"{path.name}: timestamp {long['timestamp'].iloc[first_off]!r} "
+            f"({_line(long, first_off)}) is off the regular {step_name} grid {how}; "
+            "fix that row or set `frequency` in dataset.toml"
+        )
+    distinct = np.unique(parsed.utc_ns).size
+    if distinct < MIN_GRID_FILL * grid.length:
+        raise DataError(
+            f"{path.name}: only {distinct} of {grid.length} time steps of the "
+            f"{step_name} grid have readings (under half); check `frequency` or the export"
+        )
+    return parsed, grid, step_name
+
+
+class _GeneralPath(Exception):
+    """The wide-Parquet path declines: read through the long frame instead."""
+
+
+WIDE_BATCH_CELLS = 1 << 22
+"""Cells of value columns the wide-Parquet path converts at a time (≈ 32 MiB as float64)."""
+
+
+def _read_wide_parquet(
+    path: Path, sensors: Sensors, settings: FolderSettings
+) -> tuple[np.ndarray, Grid, str]:
+    """Wide Parquet straight onto the grid: one timestamp column, values column by column.
+
+    The same dataset and the same errors as :func:`_read_readings` without its long frame
+    (every cell a row): the timestamp column is parsed alone (one row per time) and the
+    value columns are read a batch at a time into the ``[t n 1]`` float32 array. Raises
+    :class:`_GeneralPath` for long files, CSV, value columns that are not plain numbers,
+    and infinite values (the general path then reads the file or phrases the error).
+    """
+    columns = _wide_parquet_columns(path)
+    if columns is None:
+        raise _GeneralPath
+    parquet = pq.ParquetFile(path)
+    times = parquet.read(columns=["timestamp"], use_pandas_metadata=False).to_pandas()
+    times = times["timestamp"]
+    frame = pd.DataFrame(
+        {"timestamp": times.astype(str).mask(times.isna()), "__line__": np.arange(len(times)) + 1}
+    )
+    del times
+    _check_timestamps_given(frame, path)
+    index = sensors.index_of()
+    unknown = [c for c in columns if c not in index]
+    # errors wait until every value column is checked: the long frame's order reports a bad
+    # value first, then unknown sensors, then times, then duplicates
+    pending: DataError | None = None
+    if unknown:
+        pending = _unknown_sensors_error(unknown, path)
+    else:
+        occurrence = frame.groupby("timestamp", sort=False).cumcount().to_numpy()
+        try:
+            parsed, grid, step_name = _place_in_time(frame, occurrence, settings, path)
+        except DataError as error:
+            pending = error
+        else:
+            positions = grid.positions(parsed.utc_ns)
+            pending = _wide_duplicate_error(frame, parsed.utc_ns, positions, columns, index, path)
+    readings = None
+    if pending is None:
+        readings = np.full((grid.length, len(sensors), 1), np.nan, dtype=np.float32)
+    null_value = settings.metadata.null_value
+    batch = max(1, WIDE_BATCH_CELLS // max(1, len(frame)))
+    for first in range(0, len(columns), batch):
+        names = columns[first : first + batch]
+        values = parquet.read(columns=names, use_pandas_metadata=False).to_pandas()
+        for name in names:
+            if not pd.api.types.is_numeric_dtype(values[name]):
+                raise _GeneralPath
+            column = values[name].to_numpy(np.float64)
+            if np.isinf(column).any():
+                raise _GeneralPath  # the general path names the first such cell
+            if readings is None:
+                continue
+            readings[positions, index[name], 0] = column
+            if null_value is not None:
+                readings[positions[column == null_value], index[name], 0] = np.nan
+        del values
+    if pending is not None:
+        raise pending
+    return readings, grid, step_name
+
+
+def _wide_parquet_columns(path: Path) -> list[str] | None:
+    """The value columns of a wide Parquet file the fast path can read, else None."""
+    if path.suffix != ".parquet":
+        return None
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+        rows = parquet.metadata.num_rows
+    except Exception:  # pyarrow raises several types; the general path phrases them
+        return None
+    names = list(schema.names)
+    stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
+    if (
+        rows == 0
+        or "timestamp" not in names
+        or {"sensor_id", "value", "__line__"} & set(names)
+        or len(set(names)) != len(names)
+        or any(isinstance(column, str) for column in stored_index)
+    ):
+        return None
+    columns = [name for name in names if name != "timestamp"]
+    numeric = (pa.types.is_integer, pa.types.is_floating)
+    if not columns or not all(any(f(schema.field(c).type) for f in numeric) for c in columns):
+        return None
+    return columns
+
+
+def _wide_duplicate_error(
+    frame: pd.DataFrame,
+    utc_ns: np.ndarray,
+    positions: np.ndarray,
+    columns: list[str],
+    index: dict[str, int],
+    path: Path,
+) -> DataError | None:
+    """:func:`_fill_grid`'s error for a time written twice in wide rows, else None."""
+    order = np.argsort(positions, kind="stable")
+    repeated = np.flatnonzero(positions[order][1:] == positions[order][:-1])
+    if not repeated.size:
+        return None
+    row = int(order[repeated[0] + 1])
+    sensor = min(columns, key=index.__getitem__)  # the first cell in sensors.csv order
+    return _duplicate_error(sensor, frame["timestamp"].iloc[row], utc_ns[row], frame, row, path)
 
 
 def read_settings(folder: Path) -> FolderSettings:
@@ -304,7 +448,8 @@ def _readings_path(folder: Path) -> Path:
 
 def _read_table(path: Path) -> pd.DataFrame:
     """Every column as text (NaN for empty and null cells), with its file line numbers."""
-    head = path.read_bytes()[:8192]
+    with path.open("rb") as file:
+        head = file.read(8192)
     if path.suffix == ".parquet":
         if not head.startswith(b"PAR1"):
             raise DataError(f"{path.name}: not a Parquet file; write Parquet or use .csv")
@@ -354,14 +499,18 @@ def _long_readings(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             var_name="sensor_id",
             value_name="value",
         )
+    _check_timestamps_given(long, path)
+    long["value"] = _numeric(long["value"], path, "value", long)
+    return long.reset_index(drop=True)
+
+
+def _check_timestamps_given(long: pd.DataFrame, path: Path) -> None:
     missing_time = long["timestamp"].isna().to_numpy()
     if missing_time.any():
         row = int(np.argmax(missing_time))
         raise DataError(
             f"{path.name}: empty timestamp ({_line(long, row)}); fill it or drop the row"
         )
-    long["value"] = _numeric(long["value"], path, "value", long)
-    return long.reset_index(drop=True)
 
 
 def _drop_null_values(long: pd.DataFrame, null_value: float | None) -> pd.DataFrame:
@@ -371,12 +520,17 @@ def _drop_null_values(long: pd.DataFrame, null_value: float | None) -> pd.DataFr
 
 
 def _check_known_sensors(sensor_ids: pd.Series, sensors: Sensors, path: Path) -> None:
-    unknown = sorted(set(sensor_ids.unique()) - set(sensors.ids))
+    unknown = set(sensor_ids.unique()) - set(sensors.ids)
     if unknown:
-        raise DataError(
-            f"{path.name}: readings for {len(unknown)} sensor(s) missing from sensors.csv: "
-            f"{first_listed(unknown)}; add them to sensors.csv or remove their readings"
-        )
+        raise _unknown_sensors_error(unknown, path)
+
+
+def _unknown_sensors_error(unknown: Iterable[str], path: Path) -> DataError:
+    unknown = sorted(unknown)
+    return DataError(
+        f"{path.name}: readings for {len(unknown)} sensor(s) missing from sensors.csv: "
+        f"{first_listed(unknown)}; add them to sensors.csv or remove their readings"
+    )
 
 
 def _fill_grid(
@@ -394,15 +548,22 @@ def _fill_grid(
     repeated = np.flatnonzero(cell[order][1:] == cell[order][:-1])
     if repeated.size:
         row = int(order[repeated[0] + 1])
-        stamp = pd.Timestamp(utc_ns[row], tz="UTC")
-        raise DataError(
-            f"{path.name}: sensor {long['sensor_id'].iloc[row]!r} has two readings at "
-            f"{long['timestamp'].iloc[row]!r} ({stamp:%Y-%m-%d %H:%M} UTC, {_line(long, row)}); "
-            "keep one row per sensor and timestamp"
-        )
+        sensor, text = long["sensor_id"].iloc[row], long["timestamp"].iloc[row]
+        raise _duplicate_error(sensor, text, utc_ns[row], long, row, path)
     readings = np.full((length, len(sensors), 1), np.nan, dtype=np.float32)
     readings[positions, columns, 0] = long["value"].to_numpy(np.float32)
     return readings
+
+
+def _duplicate_error(
+    sensor: str, text: str, utc_ns: int, long: pd.DataFrame, row: int, path: Path
+) -> DataError:
+    stamp = pd.Timestamp(utc_ns, tz="UTC")
+    return DataError(
+        f"{path.name}: sensor {sensor!r} has two readings at "
+        f"{text!r} ({stamp:%Y-%m-%d %H:%M} UTC, {_line(long, row)}); "
+        "keep one row per sensor and timestamp"
+    )
 
 
 def _numeric(column: pd.Series, path: Path, name: str, frame: pd.DataFrame) -> np.ndarray:
