@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from urbanflow.errors import ConfigError, DataError
+from urbanflow.models.base import Forecaster
 
 DEFAULT_QUANTILE = 0.7
 """Cover the K-step departures of a zone with probability 0.7: a little above the mean, since
@@ -82,7 +83,7 @@ class KStepDemand:
         return np.maximum(mean - survival.sum(axis=0), 0.0)
 
 
-def model_size(model: object) -> np.ndarray | None:
+def model_size(model: Forecaster) -> np.ndarray | None:
     """``[n]`` the negative-binomial size ``r = 1/α`` per zone of a network trained with the
     ``negative-binomial`` loss (variance ``μ + α μ²``; an ensemble's members' ``α`` averaged),
     else None: the model's counts are taken as Poisson.
@@ -92,17 +93,10 @@ def model_size(model: object) -> np.ndarray | None:
     model
         A fitted forecaster.
     """
-    if getattr(model, "loss_", None) != "negative-binomial":
+    family, dispersion = model.forecast_distribution()
+    if family != "negative-binomial" or dispersion is None:
         return None
-    members = getattr(getattr(model, "network_", None), "members", ())
-    alphas = [
-        np.exp(member.log_dispersion.detach().cpu().numpy().astype(np.float64))
-        for member in members
-        if getattr(member, "log_dispersion", None) is not None
-    ]
-    if not alphas:
-        return None
-    return 1.0 / np.maximum(np.mean(alphas, axis=0), 1e-9)
+    return 1.0 / np.maximum(dispersion, 1e-9)
 
 
 def k_step_demand(means: np.ndarray, size: float | np.ndarray | None = None) -> KStepDemand:
