@@ -348,7 +348,10 @@ def resample_sorted(values: np.ndarray, size: int) -> np.ndarray:
     """
     if values.size == size:
         return values
-    return np.quantile(values, np.linspace(0, 1, size))
+    # linear interpolation between order statistics, as np.quantile's default, in O(size):
+    # np.quantile partitions once per probability, hours at a million scores
+    position = np.linspace(0, values.size - 1, size)
+    return np.interp(position, np.arange(values.size), values)
 
 
 def sorted_quantile(scores: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
