@@ -119,3 +119,16 @@ def test_a_dense_network_too_large_for_the_machine_is_refused_naming_one_that_sc
         "staeformer", NetworkSpec(2_000, 12, 12, 288), {"heads": 1, "num_layers": 1}, 1, memory
     )
     assert "2,000 × 2,000" in str(refused.value)
+
+
+@pytest.mark.parametrize("neighbours", [False, True])
+def test_stid_forecasts_a_subset_of_sensors_as_it_forecasts_them_among_all(neighbours):
+    network = build_network("stid", spec(), {"neighbours": neighbours, "highway": True}).eval()
+    assert network.sensor_subsets
+    x, tod, dow = inputs()
+    sensors = torch.tensor([4, 1, 2])
+    with torch.no_grad():
+        whole = network(x, tod, dow)
+        subset = network(x, tod, dow, sensors=sensors)
+    assert subset.shape == (3, HORIZON, 3)
+    torch.testing.assert_close(subset, whole[..., sensors])

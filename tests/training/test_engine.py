@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from urbanflow.errors import ConfigError
-from urbanflow.training.engine import TrainingOptions, train
+from urbanflow.training.engine import (
+    TrainingOptions,
+    predict_batches,
+    prediction_batch,
+    sensor_blocks,
+    train,
+    validation_score,
+)
 from urbanflow.training.losses import masked_loss
 from urbanflow.training.tensors import Scaler, SeriesTensors
 
@@ -158,3 +165,77 @@ def test_a_time_budget_ends_an_epoch_between_batches_and_keeps_the_best_weights(
     assert Slow.calls < 73  # fewer batches (and one validation pass) than a whole epoch
     assert not math.isnan(report.best_validation_score) and report.best_epoch == 1
     assert model.weight.item() != 0.0  # the part-epoch's weights were kept
+
+
+def test_sensor_blocks_split_a_large_city_into_near_equal_sorted_blocks():
+    generator = torch.Generator().manual_seed(0)
+    assert sensor_blocks(1000, 1024, generator) == [None]
+    assert sensor_blocks(5000, None, generator) == [None]
+    blocks = sensor_blocks(2500, 1024, generator)
+    assert len(blocks) == 3
+    assert {len(block) for block in blocks} <= {833, 834}
+    assert all(bool((block[1:] > block[:-1]).all()) for block in blocks)
+    assert sorted(torch.cat(blocks).tolist()) == list(range(2500))  # each sensor once
+
+
+class PerSensor(nn.Module):
+    """One learned multiple of the last input per sensor; forecasts any subset of sensors."""
+
+    sensor_subsets = True
+
+    def __init__(self, sensors: int, horizon: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(sensors))
+        self.horizon = horizon
+        self.calls: list[int] = []
+
+    def forward(self, x, tod, dow, sensors=None):
+        weight = self.weight if sensors is None else self.weight[sensors]
+        last = x[:, -1, :, 0] if sensors is None else x[:, -1, sensors, 0]
+        self.calls.append(last.shape[1])
+        return (weight * last).unsqueeze(1).expand(-1, self.horizon, -1)
+
+
+def test_a_city_larger_than_a_step_is_trained_block_by_block_on_every_target():
+    values = persistent_series(sensors=10)
+    values[5:40, 2] = np.nan  # missing targets are not counted
+    data = series(values, Scaler(0.0, 1.0))
+    times = np.arange(4, 150)
+    model = PerSensor(10, 2)
+    options = TrainingOptions(max_epochs=2, batch_size=50, learning_rate=0.05, sensors_per_step=4)
+    report = train(model, data, times, data, np.arange(150, 196), 4, 2, Scaler(0.0, 1.0), options)
+    steps = [c for c in model.calls if c < 10]  # validation forecasts all 10 sensors
+    assert len(steps) == 2 * math.ceil(len(times) / 50) * 3  # 3 blocks a batch, 2 epochs
+    assert set(steps) == {3, 4}
+    index = torch.as_tensor(times)[:, None] + torch.arange(2)
+    assert report.targets == 2 * int(data.present[index].sum())  # every present target, twice
+    assert bool((model.weight != 0).all())  # every sensor's weight was trained
+    whole = PerSensor(10, 2)
+    train(
+        whole,
+        data,
+        times,
+        data,
+        np.arange(150, 196),
+        4,
+        2,
+        Scaler(0.0, 1.0),
+        TrainingOptions(max_epochs=2, batch_size=50, learning_rate=0.05, sensors_per_step=None),
+    )
+    assert set(whole.calls) == {10}  # None: every sensor in each step
+
+
+def test_the_streamed_validation_score_equals_the_score_of_all_forecasts_at_once():
+    values = persistent_series(sensors=5)
+    values[160:170, 1] = np.nan
+    data = series(values, Scaler(0.0, 1.0))
+    model = PerSensor(5, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.linspace(0.5, 1.5, 5))
+    times = np.arange(150, 196)
+    forecast = predict_batches(model, data, times, 4, Scaler(0.0, 1.0))
+    index = torch.as_tensor(times)[:, None] + torch.arange(2)
+    target, mask = data.raw[index], data.present[index]
+    expected = float(((forecast - target).abs() * mask).sum() / mask.sum())
+    assert validation_score(model, data, times, 4, 2, Scaler(0.0, 1.0)) == pytest.approx(expected)
+    assert prediction_batch(207) == 256 and prediction_batch(20_000) == 13

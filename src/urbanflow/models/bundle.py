@@ -144,6 +144,7 @@ def save_bundle(
                     "best_epoch": r.best_epoch,
                     "epochs_run": r.epochs_run,
                     "stopped_by": r.stopped_by,
+                    "targets": r.targets,
                     "best_validation_score": r.best_validation_score,
                     "validation_criterion": validation_criterion(model.loss_),
                 }

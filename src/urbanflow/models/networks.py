@@ -9,6 +9,11 @@ A network is an ``nn.Module`` built as ``Network(spec, **options)`` and called a
 - ``dow``: ``[b L]`` int64 local weekday of each input step, Monday = 0;
 - returns ``[b H n]``: z-scored forecasts for the next ``H = spec.horizon`` steps.
 
+A network whose sensors are forecast independently given the inputs (STID) sets the class
+attribute ``sensor_subsets = True`` and takes ``network(x, tod, dow, sensors=s)``: ``x`` still
+holds every sensor, ``s`` is ``[k]`` int64 sensor indices, and it returns ``[b H k]``. Training
+on a large city then steps over blocks of sensors (``urbanflow.training.engine``).
+
 Graph operators come from ``urbanflow.graph.matrices`` (SciPy) through
 ``urbanflow.graph.operators`` (torch); a network that needs a dense ``[n n]`` matrix (an
 adaptive adjacency) says so and documents its limit.

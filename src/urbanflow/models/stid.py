@@ -14,9 +14,16 @@ with ``h = embed_dim + node_dim + tod_dim + dow_dim`` -> forecasts ``[b H n]``.
 
 Memory is O(n): the node table is ``[n node_dim]`` and activations ``[b n h]``; there is no
 adjacency. The node table ties a trained network to the sensor set it was built for.
+
+Sensors are forecast independently given their (and, with ``neighbours``, their neighbours')
+windows, so STID can forecast any subset of the sensors (``sensors=``): training on a large
+city then takes steps over blocks of sensors whose cost does not grow with the city
+(``urbanflow.training.engine``).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -88,6 +95,8 @@ class STID(nn.Module):
         readings, get an easy linear path.
     """
 
+    sensor_subsets: ClassVar[bool] = True  # forward(..., sensors=) forecasts those only
+
     def __init__(
         self,
         spec: NetworkSpec,
@@ -119,26 +128,43 @@ class STID(nn.Module):
         for table in (self.node, self.tod.weight, *([self.dow.weight] if self.dow else [])):
             nn.init.xavier_uniform_(table)
 
-    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        """STID: ``[b H n]`` z-scored forecasts of a batch of windows.
+    def forward(
+        self,
+        x: torch.Tensor,
+        tod: torch.Tensor,
+        dow: torch.Tensor,
+        sensors: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """STID: ``[b H n]`` z-scored forecasts of a batch of windows (``[b H s]`` for
+        ``s`` chosen sensors).
 
         Parameters
         ----------
         x, tod, dow
             STID reads each sensor's whole ``[b L n c]`` window and the ``[b L]`` calendar
-            of the last step (inputs as in ``urbanflow.models.networks``).
+            of the last step (inputs as in ``urbanflow.models.networks``); ``x`` always holds
+            every sensor, since a sensor's neighbours may lie outside ``sensors``.
+        sensors
+            ``[s]`` int64 indices of the sensors to forecast, in the order returned; None
+            (default): all ``n``.
         """
-        batch, _, sensors, _ = x.shape
-        window = x.permute(0, 2, 1, 3).reshape(batch, sensors, -1)  # [b n (L c)]
+        batch = x.shape[0]
+        if sensors is not None and not self.neighbours:
+            x = x[:, :, sensors]  # only these windows are needed
+        window = x.permute(0, 2, 1, 3).reshape(batch, x.shape[2], -1)  # [b n (L c)]
         if self.neighbours:
             window = torch.cat([window, mix_sensors(self.walk, window, dim=1)], dim=-1)
+            if sensors is not None:
+                window = window[:, sensors]
+        node = self.node if sensors is None else self.node[sensors]
+        count = window.shape[1]
         parts = [
             self.window(window),
-            self.node.expand(batch, -1, -1),
-            self.tod(tod[:, -1]).unsqueeze(1).expand(-1, sensors, -1),
+            node.expand(batch, -1, -1),
+            self.tod(tod[:, -1]).unsqueeze(1).expand(-1, count, -1),
         ]
         if self.dow is not None:
-            parts.append(self.dow(dow[:, -1]).unsqueeze(1).expand(-1, sensors, -1))
+            parts.append(self.dow(dow[:, -1]).unsqueeze(1).expand(-1, count, -1))
         hidden = self.encoder(torch.cat(parts, dim=-1))  # [b n h]
         forecast = self.head(hidden)  # [b n H]
         if self.highway is not None:

@@ -1,6 +1,13 @@
 """One training loop for every network: AdamW, cosine schedule, clipping, masked loss,
 early stopping on a validation score (MAE, or the distributional loss) with the best weights
-restored, fixed seeds, time budget."""
+restored, fixed seeds, time budget.
+
+On a large city a batch of sample times is split into blocks of sensors, one optimiser step
+each (networks with ``sensor_subsets``, see ``urbanflow.models.networks``): a step then costs
+the same at 1,000 or 20,000 sensors, so training time per target does not grow with the city.
+Validation and prediction run in batches whose size shrinks as the sensors grow, and the
+validation score is accumulated batch by batch, never held for all samples at once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,10 +46,13 @@ class TrainingOptions:
     loss: str = "mae"
     seed: int = 0
     non_negative: bool = False
+    sensors_per_step: int | None = 1024
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ConfigError("max_epochs, batch_size and learning_rate must be positive")
+        if self.sensors_per_step is not None and self.sensors_per_step < 1:
+            raise ConfigError("sensors_per_step must be a positive number of sensors, or None")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss {self.loss!r} is unknown; choose one of {', '.join(LOSSES)}")
         if self.time_budget_min is not None and self.time_budget_min <= 0:
@@ -66,6 +76,7 @@ class TrainingReport:
     epochs_run: int = 0
     seconds: float = 0.0
     stopped_by: str = "max_epochs"
+    targets: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -93,28 +104,61 @@ def dispersion_of(network: nn.Module) -> torch.Tensor | None:
     return getattr(network, "log_dispersion", None)
 
 
+WINDOWS_PER_PREDICTION = 256 * 1024
+"""Most sensor windows a prediction batch holds (samples × sensors): 256 samples up to 1,024
+sensors, fewer on a larger city, so that its activations stay near 130 MB per layer."""
+
+
+def prediction_batch(num_sensors: int, largest: int = 256) -> int:
+    """Samples per prediction batch for ``num_sensors`` sensors: at most ``largest``, and at
+    most :data:`WINDOWS_PER_PREDICTION` windows, never below 1."""
+    return max(1, min(largest, WINDOWS_PER_PREDICTION // max(num_sensors, 1)))
+
+
+def forecast_batches(
+    network: nn.Module,
+    series: SeriesTensors,
+    times: np.ndarray,
+    input_len: int,
+    scaler: Scaler,
+    loss: str = "mae",
+    non_negative: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(times, forecasts)`` batch by batch (:func:`prediction_batch`): ``[b]`` sample times
+    on the series' device and ``[b H n]`` forecasts in the original unit, the fitted mean for a
+    distributional ``loss``, never below 0 when ``non_negative``."""
+    network.eval()
+    device = series.values.device
+    size = prediction_batch(series.values.shape[1])
+    with torch.no_grad():
+        for start in range(0, len(times), size):
+            batch = torch.as_tensor(times[start : start + size], device=device)
+            raw = scaler.inverse(network(*series.inputs(batch, input_len)))
+            forecast = forecast_from_output(raw, loss)
+            yield batch, (forecast.clamp_min(0.0) if non_negative else forecast)
+
+
 def predict_batches(
     network: nn.Module,
     series: SeriesTensors,
     times: np.ndarray,
     input_len: int,
     scaler: Scaler,
-    batch_size: int = 256,
     loss: str = "mae",
     non_negative: bool = False,
 ) -> torch.Tensor:
-    """``[b H n]`` forecasts in the original unit for samples at ``times``: the fitted mean for
-    a distributional ``loss``, never below 0 when ``non_negative``."""
-    network.eval()
-    device = series.values.device
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(times), batch_size):
-            batch = torch.as_tensor(times[start : start + batch_size], device=device)
-            raw = scaler.inverse(network(*series.inputs(batch, input_len)))
-            forecast = forecast_from_output(raw, loss)
-            out.append((forecast.clamp_min(0.0) if non_negative else forecast).cpu())
-    return torch.cat(out)
+    """``[b H n]`` forecasts on the CPU in the original unit for samples at ``times`` (see
+    :func:`forecast_batches`), written into one preallocated tensor."""
+    out: torch.Tensor | None = None
+    done = 0
+    for batch, forecast in forecast_batches(
+        network, series, times, input_len, scaler, loss, non_negative
+    ):
+        if out is None:
+            out = torch.empty((len(times), *forecast.shape[1:]), dtype=torch.float32)
+        out[done : done + len(batch)] = forecast.cpu()
+        done += len(batch)
+    return out if out is not None else torch.empty((0, 0, series.values.shape[1]))
 
 
 def validation_criterion(loss: str) -> str:
@@ -135,24 +179,35 @@ def validation_score(
     """What early stopping minimises on the validation samples: the MAE of the forecasts for
     ``mae`` and ``huber``; for a distributional loss that loss itself at the fitted means (a
     proper score of the mean, where MAE would favour forecasts below it on data with many
-    zeros)."""
-    forecast = predict_batches(
-        network, series, times, input_len, scaler, loss=loss, non_negative=non_negative
-    )
-    target, mask = series.targets(torch.as_tensor(times, device=series.values.device), horizon)
-    target, mask = target.cpu(), mask.cpu()
-    if is_distributional(loss):
-        dispersion = dispersion_of(network)
-        return float(
-            loss_at_mean(
-                forecast,
-                target,
-                mask,
-                loss,
-                None if dispersion is None else dispersion.detach().cpu(),
-            )
-        )
-    return float(((forecast - target).abs() * mask).sum() / mask.sum().clamp_min(1.0))
+    zeros). Accumulated batch by batch over present targets."""
+    dispersion = dispersion_of(network)
+    if dispersion is not None:
+        dispersion = dispersion.detach()
+    total, count = 0.0, 0.0
+    for batch, forecast in forecast_batches(
+        network, series, times, input_len, scaler, loss, non_negative
+    ):
+        target, mask = series.targets(batch, horizon)
+        present = float(mask.sum())
+        if is_distributional(loss):
+            mean = loss_at_mean(forecast, target, mask, loss, dispersion)
+            total += float(mean) * present
+        else:
+            total += float(((forecast - target).abs() * mask).sum())
+        count += present
+    return total / max(count, 1.0)
+
+
+def sensor_blocks(
+    num_sensors: int, per_step: int | None, generator: torch.Generator
+) -> list[torch.Tensor | None]:
+    """The sensors of each optimiser step within one batch of sample times: ``[None]`` (every
+    sensor, one step) when the city has at most ``per_step`` sensors, else a random split of
+    the sensors into ``ceil(n / per_step)`` blocks of near-equal size, each sorted."""
+    if per_step is None or num_sensors <= per_step:
+        return [None]
+    order = torch.randperm(num_sensors, generator=generator)
+    return [block.sort().values for block in order.tensor_split(math.ceil(num_sensors / per_step))]
 
 
 def train(
@@ -170,16 +225,22 @@ def train(
     """Train in place; the weights of the best validation epoch are restored at the end.
 
     Without validation samples the last epoch's weights are kept. A time budget is checked
-    before every batch: when the time left would not cover the next batch and a validation
-    pass (each as long as the last one), the epoch ends there, is validated like any other, and
-    training stops with the best weights so far (``stopped_by = "time_budget"``).
+    before every optimiser step: when the time left would not cover the next step and a
+    validation pass (each as long as the last one), the epoch ends there, is validated like any
+    other, and training stops with the best weights so far (``stopped_by = "time_budget"``).
+    On a network with ``sensor_subsets`` and a city of more than ``options.sensors_per_step``
+    sensors, each batch of sample times takes one step per block of sensors
+    (:func:`sensor_blocks`); ``report.targets`` counts the present targets trained on.
     """
     generator = seed_everything(options.seed)
     device = train_series.values.device
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
     )
-    steps_per_epoch = math.ceil(len(train_times) / options.batch_size)
+    num_sensors = train_series.values.shape[1]
+    per_step = options.sensors_per_step if getattr(network, "sensor_subsets", False) else None
+    blocks_per_batch = len(sensor_blocks(num_sensors, per_step, torch.Generator()))
+    steps_per_epoch = math.ceil(len(train_times) / options.batch_size) * blocks_per_batch
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=options.learning_rate,
@@ -193,34 +254,49 @@ def train(
     best_state = copy.deepcopy(network.state_dict())
     started = time.perf_counter()
     deadline = None if options.time_budget_min is None else started + options.time_budget_min * 60
-    batch_seconds = validation_seconds = 0.0  # the latest of each, to foresee the next
+    step_seconds = validation_seconds = 0.0  # the latest of each, to foresee the next
     epochs_without_gain = 0
+    dispersion = dispersion_of(network)
     for epoch in range(1, options.max_epochs + 1):
         network.train()
         order = torch.as_tensor(train_times)[torch.randperm(len(train_times), generator=generator)]
         total, count = 0.0, 0
         out_of_time = False
         for start in range(0, len(order), options.batch_size):
-            now = time.perf_counter()
-            if (
-                deadline is not None
-                and (epoch > 1 or count)
-                and (now + batch_seconds + validation_seconds > deadline)
-            ):
-                out_of_time = True
-                break
             batch = order[start : start + options.batch_size].to(device)
             target, mask = train_series.targets(batch, horizon)
-            raw = scaler.inverse(network(*train_series.inputs(batch, input_len)))
-            loss = masked_loss(raw, target, mask, options.loss, scaler.std, dispersion_of(network))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(network.parameters(), options.clip_norm)
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * batch.numel()
-            count += batch.numel()
-            batch_seconds = time.perf_counter() - now
+            inputs = train_series.inputs(batch, input_len)
+            for sensors in sensor_blocks(num_sensors, per_step, generator):
+                now = time.perf_counter()
+                if (
+                    deadline is not None
+                    and (epoch > 1 or count)
+                    and (now + step_seconds + validation_seconds > deadline)
+                ):
+                    out_of_time = True
+                    break
+                if sensors is None:
+                    raw = scaler.inverse(network(*inputs))
+                    block_target, block_mask, block_dispersion = target, mask, dispersion
+                else:
+                    sensors = sensors.to(device)
+                    raw = scaler.inverse(network(*inputs, sensors=sensors))
+                    block_target, block_mask = target[..., sensors], mask[..., sensors]
+                    block_dispersion = None if dispersion is None else dispersion[sensors]
+                loss = masked_loss(
+                    raw, block_target, block_mask, options.loss, scaler.std, block_dispersion
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(network.parameters(), options.clip_norm)
+                optimizer.step()
+                schedule.step()
+                total += loss.item() * len(batch)
+                count += len(batch)
+                report.targets += int(block_mask.sum())
+                step_seconds = time.perf_counter() - now
+            if out_of_time:
+                break
         if out_of_time and not count:  # the budget ended before this epoch's first batch
             report.stopped_by = "time_budget"
             break
