@@ -35,6 +35,10 @@ class ConfigError(UrbanflowError):
     """An option (split, horizons, protocol, hyperparameter) is out of range."""
 
 
+class DistributedError(UrbanflowError):
+    """A process of a multi-process run failed, or processes cannot be launched as asked."""
+
+
 class NotReadyError(UrbanflowError):
     """The service cannot answer yet: e.g. too few readings stored to forecast."""
 

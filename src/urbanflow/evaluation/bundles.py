@@ -23,6 +23,7 @@ from urbanflow.models.base import FitProgress, require_same_sensors
 from urbanflow.models.bundle import save_bundle
 from urbanflow.models.neural import NeuralForecaster
 from urbanflow.models.registry import model_entry
+from urbanflow.training.distributed import is_main_process
 
 
 def train_bundle(
@@ -36,7 +37,8 @@ def train_bundle(
     levels: Sequence[float] = (),
 ) -> tuple[EvaluationResult, NeuralForecaster]:
     """Fit a registry network under ``plan``, score it, and write its bundle to ``directory``:
-    ``evaluate_by_name`` for networks only, then ``save_bundle``.
+    ``evaluate_by_name`` for networks only, then ``save_bundle``. Under torchrun every rank
+    trains and only rank 0 writes the bundle.
 
     Parameters
     ----------
@@ -65,9 +67,10 @@ def train_bundle(
             f"{model_name} is a baseline: it has no weights to bundle; use `urbanflow evaluate`"
         )
     result, model = evaluate_by_name(
-        dataset, model_name, plan, hyperparameters, progress, fit_progress, levels
+        dataset, model_name, plan, hyperparameters, progress, fit_progress, levels, calibrate=True
     )
-    save_bundle(model, model_name, dataset, result, directory)
+    if is_main_process():
+        save_bundle(model, model_name, dataset, result, directory)
     return result, model
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from urbanflow.errors import ConfigError
+from urbanflow.training import distributed
 from urbanflow.training.losses import (
     LOSSES,
     forecast_from_output,
@@ -77,6 +78,7 @@ class TrainingReport:
     seconds: float = 0.0
     stopped_by: str = "max_epochs"
     targets: int = 0
+    processes: int = 1
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -198,6 +200,21 @@ def validation_score(
     return total / max(count, 1.0)
 
 
+VALIDATION_WINDOWS = 2**21
+"""Most sensor windows (samples × sensors) an early-stopping validation pass scores: about 2
+million, 10,000 samples of 207 sensors or 209 of 10,000; a larger city is scored on evenly
+spaced validation samples, so a pass costs what it costs on a city of 2,000 sensors."""
+
+
+def validation_sample(times: np.ndarray, num_sensors: int) -> np.ndarray:
+    """``times`` when they hold at most :data:`VALIDATION_WINDOWS` windows, else that many
+    windows' worth of evenly spaced ones (first and last kept)."""
+    keep = max(1, VALIDATION_WINDOWS // max(num_sensors, 1))
+    if len(times) <= keep:
+        return times
+    return times[np.unique(np.linspace(0, len(times) - 1, keep).round().astype(np.int64))]
+
+
 def sensor_blocks(
     num_sensors: int, per_step: int | None, generator: torch.Generator
 ) -> list[torch.Tensor | None]:
@@ -231,12 +248,21 @@ def train(
     On a network with ``sensor_subsets`` and a city of more than ``options.sensors_per_step``
     sensors, each batch of sample times takes one step per block of sensors
     (:func:`sensor_blocks`); ``report.targets`` counts the present targets trained on.
+
+    Under torchrun (``urbanflow.training.distributed``) every rank draws the same order and
+    trains on its own slice of each global batch of ``options.batch_size`` samples, through
+    ``DistributedDataParallel``; the loss is divided by the present targets of the global
+    batch, so that the run equals a single process with the same global batch. Every rank
+    stops at the same step: rank 0's validation score decides, and the time budget ends the
+    epoch on every rank as soon as one rank is out of time.
     """
     generator = seed_everything(options.seed)
     device = train_series.values.device
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
     )
+    ranks = distributed.current()
+    model = distributed.wrap(network)  # ``network`` itself in a single process
     num_sensors = train_series.values.shape[1]
     per_step = options.sensors_per_step if getattr(network, "sensor_subsets", False) else None
     blocks_per_batch = len(sensor_blocks(num_sensors, per_step, torch.Generator()))
@@ -250,7 +276,11 @@ def train(
         div_factor=10.0,
         final_div_factor=100.0,
     )
-    report = TrainingReport()
+    validation_times = validation_sample(validation_times, num_sensors)
+    # until the first pass is timed, a validation window is taken to cost a third of a
+    # training window (forward only)
+    validation_share = len(validation_times) / (3 * options.batch_size * blocks_per_batch)
+    report = TrainingReport(processes=ranks.world_size)
     best_state = copy.deepcopy(network.state_dict())
     started = time.perf_counter()
     deadline = None if options.time_budget_min is None else started + options.time_budget_min * 60
@@ -263,40 +293,49 @@ def train(
         total, count = 0.0, 0
         out_of_time = False
         for start in range(0, len(order), options.batch_size):
-            batch = order[start : start + options.batch_size].to(device)
+            global_batch = order[start : start + options.batch_size]
+            batch = distributed.own_slice(global_batch, ranks).to(device)
             target, mask = train_series.targets(batch, horizon)
             inputs = train_series.inputs(batch, input_len)
             for sensors in sensor_blocks(num_sensors, per_step, generator):
                 now = time.perf_counter()
-                if (
-                    deadline is not None
-                    and (epoch > 1 or count)
-                    and (now + step_seconds + validation_seconds > deadline)
-                ):
-                    out_of_time = True
-                    break
+                if deadline is not None and (epoch > 1 or count):
+                    validation = validation_seconds or step_seconds * validation_share
+                    late = now + step_seconds + validation > deadline
+                    out_of_time = distributed.any_rank(late)
+                    if out_of_time:
+                        break
                 if sensors is None:
-                    raw = scaler.inverse(network(*inputs))
+                    raw = scaler.inverse(model(*inputs))
                     block_target, block_mask, block_dispersion = target, mask, dispersion
                 else:
                     sensors = sensors.to(device)
-                    raw = scaler.inverse(network(*inputs, sensors=sensors))
+                    raw = scaler.inverse(model(*inputs, sensors=sensors))
                     block_target, block_mask = target[..., sensors], mask[..., sensors]
                     block_dispersion = None if dispersion is None else dispersion[sensors]
+                present = distributed.global_count(block_mask)
                 loss = masked_loss(
-                    raw, block_target, block_mask, options.loss, scaler.std, block_dispersion
+                    raw,
+                    block_target,
+                    block_mask,
+                    options.loss,
+                    scaler.std,
+                    block_dispersion,
+                    present,
                 )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # DDP averages gradients over ranks: scaled by their number, they add up
+                (loss * ranks.world_size if ranks.is_distributed else loss).backward()
                 nn.utils.clip_grad_norm_(network.parameters(), options.clip_norm)
                 optimizer.step()
                 schedule.step()
-                total += loss.item() * len(batch)
-                count += len(batch)
-                report.targets += int(block_mask.sum())
+                total += loss.item() * len(global_batch)
+                count += len(global_batch)
+                report.targets += int(present)
                 step_seconds = time.perf_counter() - now
             if out_of_time:
                 break
+        total = distributed.global_sum(total)  # each rank's part of the global batch losses
         if out_of_time and not count:  # the budget ended before this epoch's first batch
             report.stopped_by = "time_budget"
             break
@@ -314,6 +353,7 @@ def train(
             )
         else:
             val = math.nan
+        val = distributed.from_main(val)  # every rank takes rank 0's early-stopping decision
         validation_seconds = time.perf_counter() - validation_started
         elapsed = time.perf_counter() - started
         improved = not math.isnan(val) and val < report.best_validation_score
@@ -333,7 +373,7 @@ def train(
                 "seconds": elapsed,
             }
         )
-        if on_epoch:
+        if on_epoch and ranks.is_main:
             on_epoch(
                 EpochReport(
                     epoch,

@@ -58,8 +58,10 @@ def masked_loss(
     loss: str,
     scale: float = 1.0,
     log_dispersion: torch.Tensor | None = None,
+    count: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean loss over present targets.
+    """Mean loss over present targets: their summed loss divided by their number, or by
+    ``count`` when given.
 
     Parameters
     ----------
@@ -76,8 +78,12 @@ def masked_loss(
         it (z-scored units), the distributional losses use the data's own unit.
     log_dispersion
         ``[n]`` log of the negative-binomial dispersion per sensor; required for that loss.
+    count
+        The number to divide by instead of ``mask.sum()``: in data-parallel training, the
+        present targets of the global batch over every process, so that each process's part
+        adds up to the mean over the global batch (``urbanflow.training.distributed``).
     """
-    count = mask.sum().clamp_min(1.0)
+    count = (mask.sum() if count is None else count).clamp_min(1.0)
     target = torch.where(mask > 0, target, torch.zeros_like(target))  # NaN where missing: 0
     if loss in ("mae", "huber"):
         error = (raw - target) * mask / scale
@@ -86,7 +92,7 @@ def masked_loss(
         else:
             per_item = error.abs()
         return per_item.sum() / count
-    return loss_at_mean(forecast_from_output(raw, loss), target, mask, loss, log_dispersion)
+    return loss_at_mean(forecast_from_output(raw, loss), target, mask, loss, log_dispersion, count)
 
 
 def loss_at_mean(
@@ -95,6 +101,7 @@ def loss_at_mean(
     mask: torch.Tensor,
     loss: str,
     log_dispersion: torch.Tensor | None = None,
+    count: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean distributional loss over present targets, given the fitted means.
 
@@ -110,8 +117,10 @@ def loss_at_mean(
         ``poisson``, ``negative-binomial`` or ``tweedie``.
     log_dispersion
         ``[n]`` log of the negative-binomial dispersion per sensor; required for that loss.
+    count
+        The number to divide by instead of ``mask.sum()`` (see :func:`masked_loss`).
     """
-    count = mask.sum().clamp_min(1.0)
+    count = (mask.sum() if count is None else count).clamp_min(1.0)
     target = torch.where(mask > 0, target, torch.zeros_like(target))  # NaN where missing: 0
     mean = mean.clamp_min(_EPSILON)
     if loss == "poisson":
