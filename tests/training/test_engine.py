@@ -13,6 +13,7 @@ from urbanflow.training.engine import (
     prediction_batch,
     sensor_blocks,
     train,
+    validation_sample,
     validation_score,
 )
 from urbanflow.training.losses import masked_loss
@@ -239,3 +240,11 @@ def test_the_streamed_validation_score_equals_the_score_of_all_forecasts_at_once
     expected = float(((forecast - target).abs() * mask).sum() / mask.sum())
     assert validation_score(model, data, times, 4, 2, Scaler(0.0, 1.0)) == pytest.approx(expected)
     assert prediction_batch(207) == 256 and prediction_batch(20_000) == 13
+
+
+def test_validation_on_a_large_city_scores_evenly_spaced_samples_up_to_a_window_budget():
+    times = np.arange(100, 1100)
+    assert validation_sample(times, 207) is times  # 207 000 windows: all kept
+    kept = validation_sample(times, 20_000)  # 2**21 // 20 000 = 104 samples
+    assert len(kept) == 104 and kept[0] == 100 and kept[-1] == 1099
+    assert bool((np.diff(kept) >= 9).all())  # evenly spread, not the first 104
