@@ -207,11 +207,14 @@ def test_the_dashboard_colours_wards_by_utilisation(
     from tests.serving.conftest import running_server
     from tests.serving.test_dashboard import (
         CHROMIUM,
+        COLOURED,
         MISSING_CHROMIUM,
         WAIT_MS,
-        WITH_FORECAST,
         Problems,
         headless_chromium,
+        hover_sensor,
+        map_looks,
+        wait_for_drawn,
     )
 
     if not CHROMIUM.exists():
@@ -222,23 +225,17 @@ def test_the_dashboard_colours_wards_by_utilisation(
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         problems = Problems(page)
         page.goto(f"{base_url}/")
-        page.wait_for_function(
-            "document.querySelectorAll('circle.sensor').length >= 6", timeout=WAIT_MS
-        )
+        wait_for_drawn(page, 6)
         with httpx.Client(base_url=base_url, timeout=60) as poster:
             post_rows(poster, dataset, slice(400, 424))
-        page.wait_for_selector(WITH_FORECAST, timeout=WAIT_MS)
+        page.wait_for_function(f"{COLOURED} === 6", timeout=WAIT_MS)
         legend = page.text_content("#legend") or ""
         assert "utilisation 0–100 %+" in legend and "≥ 100 % (full)" in legend
         # five wards with a capacity are coloured; the one without stays grey
-        fills = dict(
-            page.eval_on_selector_all(
-                WITH_FORECAST, "cs => cs.map(c => [c.dataset.sensorId, c.getAttribute('fill')])"
-            )
-        )
+        fills = {i: look["fill"] for i, look in map_looks(page).items() if look["forecast"]}
         assert sorted(fills) == [f"w{i}" for i in range(6)]
         assert fills.pop("w5") == "#a7adb5"
         assert all(fill.startswith("rgb(") or fill == "#7f0000" for fill in fills.values())
-        tip = page.text_content("circle.sensor[data-sensor-id='w4'] title") or ""
+        tip = hover_sensor(page, "w4")
         assert "of 60" in tip and "P(full)" in tip
         assert problems.unexpected() == []

@@ -35,8 +35,10 @@ MISSING_CHROMIUM = (
     "run `make test` (it installs it) or `sudo .ci/install-browser`"
 )
 SENSORS = 207
-NO_FORECAST = "circle.sensor.no-forecast"
-WITH_FORECAST = "circle.sensor:not(.no-forecast)"
+# The map is one canvas: what it drew is on its data attributes, and window.urbanflowMap says
+# where each sensor is and how it is drawn (dashboard.js).
+DRAWN = "Number(document.querySelector('#map').dataset.drawn ?? -1)"
+COLOURED = "Number(document.querySelector('#map').dataset.coloured ?? 0)"
 WAIT_MS = 10_000  # the page asks /health every 2.5 s
 
 # A rule that fires at every sensor with a forecast, at the first issue.
@@ -94,21 +96,42 @@ class Problems:
         return [p for p in self.seen if not ("409" in p and "/v1/forecasts" in p)]
 
 
-def unobscured_sensor(page: Page) -> str:
-    """The id of a sensor whose circle's centre is not covered by a neighbour, for a real click."""
+def map_looks(page: Page) -> dict[str, dict[str, object]]:
+    """How the map draws each sensor: ``{id: {fill, forecast, alerting, selected, tooltip}}``."""
     return page.evaluate(
-        """() => {
-            for (const circle of document.querySelectorAll("circle.sensor")) {
-                const box = circle.getBoundingClientRect();
-                const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
-                const hit = document.elementFromPoint(x, y);
-                if (hit === circle && !circle.classList.contains("no-forecast")) {
-                    return circle.getAttribute("data-sensor-id");
-                }
-            }
-            return null;
-        }"""
+        "() => Object.fromEntries(urbanflowMap.ids().map(id => [id, urbanflowMap.look(id)]))"
     )
+
+
+def wait_for_drawn(page: Page, sensors: int, timeout: int = WAIT_MS) -> None:
+    """Until the map canvas has drawn ``sensors`` sensors."""
+    page.wait_for_function(f"{DRAWN} === {sensors}", timeout=timeout)
+
+
+def pickable_sensor(page: Page, with_forecast: bool = True) -> str | None:
+    """A sensor that the map's own hit-test finds at its centre (no neighbour nearer)."""
+    return page.evaluate(
+        """(withForecast) => urbanflowMap.ids().find((id) => {
+            const at = urbanflowMap.screenPoint(id);
+            const look = urbanflowMap.look(id);
+            return (look.forecast || !withForecast) && urbanflowMap.sensorAt(at.x, at.y) === id;
+        }) ?? null""",
+        with_forecast,
+    )
+
+
+def click_sensor(page: Page, sensor_id: str) -> None:
+    """A real mouse click at the sensor's centre on the canvas."""
+    at = page.evaluate("(id) => urbanflowMap.screenPoint(id)", sensor_id)
+    page.mouse.click(at["x"], at["y"])
+
+
+def hover_sensor(page: Page, sensor_id: str) -> str:
+    """The map's tooltip after the mouse moves onto the sensor."""
+    at = page.evaluate("(id) => urbanflowMap.screenPoint(id)", sensor_id)
+    page.mouse.move(at["x"], at["y"])
+    page.wait_for_selector("#map-tooltip", state="visible", timeout=WAIT_MS)
+    return page.text_content("#map-tooltip") or ""
 
 
 def points(page: Page, path: str) -> int:
@@ -135,16 +158,15 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
         page.goto(f"{base_url}/")
 
         # Every sensor is drawn from the start, grey while the store is empty.
-        page.wait_for_function(
-            f"document.querySelectorAll('circle.sensor').length >= {SENSORS}", timeout=WAIT_MS
-        )
-        assert page.locator("circle.sensor").count() == SENSORS
-        assert page.locator("#edges line").count() > 0
+        wait_for_drawn(page, SENSORS)
+        assert int(page.get_attribute("#map", "data-edges") or 0) > 0
         page.wait_for_function(
             "document.querySelector('#status').textContent.includes('No readings')",
             timeout=WAIT_MS,
         )
-        assert page.locator(NO_FORECAST).count() == SENSORS
+        looks = map_looks(page)
+        assert len(looks) == SENSORS
+        assert all(not look["forecast"] and look["fill"] == "#a7adb5" for look in looks.values())
         assert page.text_content("#dataset-name") == "los-loop"
 
         # Too few readings: the service's 409 message shows in the status line.
@@ -153,12 +175,13 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
 
         # Enough readings: the next poll brings forecasts, in congestion colours for speed.
         post_los_loop_readings(base_url, ENOUGH, los_loop)
-        page.wait_for_selector(WITH_FORECAST, timeout=WAIT_MS)
-        assert page.locator(WITH_FORECAST).count() > SENSORS // 2
-        fills = set(
-            page.eval_on_selector_all(WITH_FORECAST, "cs => cs.map(c => c.getAttribute('fill'))")
-        )
+        page.wait_for_function(f"{COLOURED} > 0", timeout=WAIT_MS)
+        coloured = {i: look for i, look in map_looks(page).items() if look["forecast"]}
+        assert len(coloured) > SENSORS // 2
+        assert int(page.get_attribute("#map", "data-coloured") or 0) == len(coloured)
+        fills = {look["fill"] for look in coloured.values()}
         assert 1 <= len(fills) <= 4  # the congestion bins, not a continuous scale
+        assert fills <= {"#d7301f", "#f98e2b", "#f2cf1d", "#2ca25f"}
         legend = page.text_content("#legend") or ""
         assert "mph" in legend and "< 20" in legend and "no forecast" in legend
         assert page.text_content("#issued-at") not in ("", "—")
@@ -173,15 +196,18 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
         listed = page.locator("#alert-list li.alert").count()
         assert page.text_content("#alert-count") == f"({listed})"
         assert page.text_content("#alert-list li.alert strong") == "slow"
-        alerting = set(
+        alerting = {i for i, look in map_looks(page).items() if look["alerting"]}
+        listed_ids = set(
             page.eval_on_selector_all(
-                "circle.sensor.alerting", "cs => cs.map(c => c.dataset.sensorId)"
+                "#alert-list li.alert", "items => items.map(li => li.dataset.sensorId)"
             )
         )
-        ringed = set(
-            page.eval_on_selector_all("circle.alert-ring", "cs => cs.map(c => c.dataset.sensorId)")
+        assert len(alerting) == listed and alerting == listed_ids
+        page.wait_for_function(
+            f"document.querySelector('#map').dataset.rings === '{listed}'", timeout=WAIT_MS
         )
-        assert len(alerting) == listed and ringed == alerting
+        ringed = next(iter(alerting))
+        assert "firing: slow" in hover_sensor(page, ringed)
 
         # The slider runs over the model's 12 steps, labelled in minutes.
         assert page.text_content("#horizon-label") == "+5 min"
@@ -191,11 +217,12 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
         assert "+60 min" in (page.text_content("#legend") or "")
 
         # A click on a sensor opens its panel: recent readings and the dashed forecast path.
-        sensor_id = unobscured_sensor(page)
+        sensor_id = pickable_sensor(page)
         assert sensor_id is not None
-        page.click(f"circle.sensor[data-sensor-id='{sensor_id}']")
+        click_sensor(page, sensor_id)
         page.wait_for_selector("#sensor-panel", state="visible", timeout=WAIT_MS)
         assert page.text_content("#panel-sensor") == sensor_id
+        assert map_looks(page)[sensor_id]["selected"]
         page.wait_for_function(
             "document.querySelector('#sensor-chart path.readings')?.getAttribute('d')",
             timeout=WAIT_MS,

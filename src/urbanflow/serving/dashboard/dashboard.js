@@ -3,7 +3,8 @@
 // Live operations dashboard: a map of the sensors coloured by their forecast at a
 // chosen horizon, and a chart of one sensor's recent readings with its forecast
 // path and interval band; firing alerts are listed and ringed on the map.
-// Plain DOM and inline SVG; every request goes to the page's own server.
+// Plain DOM, a canvas for the map and inline SVG for the chart; every request goes to the
+// page's own server.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const POLL_MS = 2500; // how often /health is asked whether new readings arrived
@@ -33,9 +34,6 @@ const state = {
   minutesPerStep: null, // null when the frequency string is not understood
   timezone: "UTC",
   sensors: new Map(), // sensor_id -> sensor record
-  circles: new Map(), // sensor_id -> <circle>
-  positions: new Map(), // sensor_id -> [x, y] in the map's viewBox
-  radius: 0, // of the sensors' circles
   latestReadingAt: null, // as /health last said
   seen: null, // what /health last said about the readings, to notice new ones
   forecast: null, // see indexForecasts
@@ -197,28 +195,65 @@ function renderLegend(scale) {
 
 // --------------------------------------------------------------------- map
 
-function svg(name, attributes = {}, parent = null) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  if (parent) parent.append(node);
-  return node;
-}
+// The sensors are drawn on one canvas, not as one SVG element each, so that a city of
+// 10,000 sensors draws in milliseconds: the edges as one path, the sensors as one path per
+// colour, then the alert rings and the open sensor on top. The whole canvas is redrawn, at
+// most once a frame, whenever colours, alerts, the selection, the pointer or the view change.
+// Which sensor lies under the pointer is found through a grid of cells over the map (hitTest).
+
+const EDGE = "#b9bec6";
+const INK = "#1f2328";
+const ALERT = "#7b2cbf"; // --alert in dashboard.css
+const PICK_SLACK_PX = 3; // a click this close to a sensor's circle still picks it
+const DRAG_PX = 4; // a press that moves further pans the map instead of clicking
+const ZOOM_LIMITS = [1, 64];
+
+const map = {
+  ids: [], // index -> sensor_id, in drawing order
+  index: new Map(), // sensor_id -> index
+  xy: new Float64Array(0), // x, y of each sensor in map units (the layout's)
+  edges: new Uint32Array(0), // pairs of sensor indexes, each edge once
+  width: 1, // of the layout, in map units
+  height: 1,
+  radius: 5.5, // of the sensors' circles, in map units
+  located: true, // false: laid out on a grid, without coordinates
+  fills: [], // index -> colour
+  known: new Uint8Array(0), // 1 where the sensor has a forecast at the chosen horizon
+  values: new Map(), // sensor_id -> forecast at the chosen horizon
+  alerting: new Set(), // sensor ids with a firing alert
+  grid: null, // see buildGrid
+  view: { zoom: 1, x: 0, y: 0 }, // zoom and pan (CSS px) on top of fitting the layout
+  hover: -1, // index under the pointer
+  frame: 0, // pending requestAnimationFrame, 0 when none
+};
 
 function hasCoordinates(sensor) {
   return Number.isFinite(sensor.latitude) && Number.isFinite(sensor.longitude);
 }
 
-// Equirectangular projection, x shrunk by cos(mean latitude), fitted into the viewBox.
+// Smaller circles for more sensors, so that a city's corridors stay apart.
+function circleRadius(count, largest) {
+  return Math.min(largest, Math.max(1.5, 250 / Math.sqrt(Math.max(count, 1))));
+}
+
+// Equirectangular projection, x shrunk by cos(mean latitude), fitted into MAP_SIZE.
 function projectCoordinates(sensors) {
   const meanLat = sensors.reduce((sum, s) => sum + s.latitude, 0) / sensors.length;
   const shrink = Math.cos((meanLat * Math.PI) / 180);
   const raw = sensors.map((s) => [s.longitude * shrink, -s.latitude]);
-  const [minX, minY] = [0, 1].map((k) => Math.min(...raw.map((p) => p[k])));
-  const [spanX, spanY] = [0, 1].map((k) => Math.max(...raw.map((p) => p[k])) - [minX, minY][k]);
+  const low = [Infinity, Infinity];
+  const high = [-Infinity, -Infinity];
+  for (const point of raw) {
+    for (const k of [0, 1]) {
+      low[k] = Math.min(low[k], point[k]);
+      high[k] = Math.max(high[k], point[k]);
+    }
+  }
+  const [spanX, spanY] = [high[0] - low[0], high[1] - low[1]];
   const scale = (MAP_SIZE - 2 * MAP_PAD) / (Math.max(spanX, spanY) || 1);
-  const positions = raw.map(([x, y]) => [MAP_PAD + (x - minX) * scale, MAP_PAD + (y - minY) * scale]);
+  const positions = raw.map(([x, y]) => [MAP_PAD + (x - low[0]) * scale, MAP_PAD + (y - low[1]) * scale]);
   const [width, height] = [spanX * scale + 2 * MAP_PAD, spanY * scale + 2 * MAP_PAD];
-  return { positions, width, height, radius: 5.5 };
+  return { positions, width, height, radius: circleRadius(sensors.length, 5.5) };
 }
 
 function gridLayout(sensors) {
@@ -233,43 +268,257 @@ function gridLayout(sensors) {
   return { positions, width, height, radius: 12 };
 }
 
-function drawEdges(edges, where) {
-  const group = $("edges");
+function edgePairs(edges) {
   const seen = new Set();
+  const pairs = [];
   for (const { source, target } of edges) {
-    const key = [source, target].sort().join("\u0000");
-    if (source === target || seen.has(key) || !where.has(source) || !where.has(target)) continue;
+    const [a, b] = [map.index.get(source), map.index.get(target)];
+    if (a === undefined || b === undefined || a === b) continue;
+    const key = a < b ? a * map.ids.length + b : b * map.ids.length + a;
+    if (seen.has(key)) continue;
     seen.add(key);
-    const [[x1, y1], [x2, y2]] = [where.get(source), where.get(target)];
-    svg("line", { x1, y1, x2, y2, class: "edge" }, group);
+    pairs.push(a, b);
   }
+  return Uint32Array.from(pairs);
+}
+
+// Buckets of sensor indexes on square cells over the layout, for finding what is under a point
+// without looking at every sensor: `starts[c]` .. `starts[c + 1]` index `members` for cell c.
+function buildGrid() {
+  const count = map.ids.length;
+  const cell = Math.max(4 * map.radius, Math.sqrt((map.width * map.height) / Math.max(count, 1)));
+  const columns = Math.max(1, Math.ceil(map.width / cell));
+  const rows = Math.max(1, Math.ceil(map.height / cell));
+  const cellOf = (i) => {
+    const column = Math.min(columns - 1, Math.max(0, Math.floor(map.xy[2 * i] / cell)));
+    const row = Math.min(rows - 1, Math.max(0, Math.floor(map.xy[2 * i + 1] / cell)));
+    return row * columns + column;
+  };
+  const starts = new Uint32Array(columns * rows + 1);
+  for (let i = 0; i < count; i++) starts[cellOf(i) + 1] += 1;
+  for (let c = 0; c < columns * rows; c++) starts[c + 1] += starts[c];
+  const members = new Uint32Array(count);
+  const filled = starts.slice(0, -1);
+  for (let i = 0; i < count; i++) members[filled[cellOf(i)]++] = i;
+  map.grid = { cell, columns, rows, starts, members };
 }
 
 function drawMap(sensors, edges) {
   const located = sensors.length > 0 && sensors.every(hasCoordinates);
   const layout = located ? projectCoordinates(sensors) : gridLayout(sensors);
-  const where = new Map(sensors.map((s, i) => [s.sensor_id, layout.positions[i]]));
-  state.positions = where;
-  state.radius = layout.radius;
-  const map = $("map");
-  map.setAttribute("viewBox", `0 0 ${layout.width.toFixed(1)} ${layout.height.toFixed(1)}`);
-  drawEdges(edges, where);
-  const group = $("sensors");
-  for (const sensor of sensors) {
-    const [cx, cy] = where.get(sensor.sensor_id);
-    const attributes = { cx, cy, r: layout.radius, class: "sensor", fill: NO_DATA, tabindex: 0 };
-    const circle = svg("circle", attributes, group);
-    circle.setAttribute("data-sensor-id", sensor.sensor_id);
-    circle.setAttribute("role", "button");
-    svg("title", {}, circle);
-    state.sensors.set(sensor.sensor_id, sensor);
-    state.circles.set(sensor.sensor_id, circle);
-  }
-  map.classList.toggle("grid-layout", !located);
+  map.ids = sensors.map((s) => s.sensor_id);
+  map.index = new Map(map.ids.map((id, i) => [id, i]));
+  map.xy = Float64Array.from(layout.positions.flat());
+  Object.assign(map, { width: layout.width, height: layout.height, radius: layout.radius, located });
+  map.fills = map.ids.map(() => NO_DATA);
+  map.known = new Uint8Array(map.ids.length);
+  for (const sensor of sensors) state.sensors.set(sensor.sensor_id, sensor);
+  map.edges = edgePairs(edges);
+  buildGrid();
   if (!located && sensors.length) {
     $("map-note").textContent = "These sensors have no coordinates: they are laid out on a grid.";
     $("map-note").hidden = false;
   }
+  requestDraw();
+}
+
+// Map units -> CSS px of the canvas: the layout fitted into the canvas, centred, then zoomed
+// and panned.
+function viewTransform() {
+  const canvas = $("map");
+  const [width, height] = [canvas.clientWidth, canvas.clientHeight];
+  const fit = Math.min(width / map.width, height / map.height);
+  const scale = fit * map.view.zoom;
+  const x = (width - map.width * fit) / 2 + map.view.x;
+  const y = (height - map.height * fit) / 2 + map.view.y;
+  return { scale, x, y, width, height };
+}
+
+function requestDraw() {
+  if (!map.frame) map.frame = requestAnimationFrame(drawNow);
+}
+
+function drawNow() {
+  map.frame = 0;
+  const started = performance.now();
+  const canvas = $("map");
+  const ratio = window.devicePixelRatio || 1;
+  const view = viewTransform();
+  const [pixelsX, pixelsY] = [Math.round(view.width * ratio), Math.round(view.height * ratio)];
+  if (canvas.width !== pixelsX || canvas.height !== pixelsY) [canvas.width, canvas.height] = [pixelsX, pixelsY];
+  const context = canvas.getContext("2d");
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  context.clearRect(0, 0, view.width, view.height);
+  const at = (i) => [view.x + map.xy[2 * i] * view.scale, view.y + map.xy[2 * i + 1] * view.scale];
+  const radius = Math.max(map.radius * view.scale, 1.5);
+  const margin = radius + 8;
+  const inside = ([x, y]) => x > -margin && y > -margin && x < view.width + margin && y < view.height + margin;
+
+  context.beginPath();
+  for (let k = 0; k < map.edges.length; k += 2) {
+    const [a, b] = [at(map.edges[k]), at(map.edges[k + 1])];
+    context.moveTo(a[0], a[1]);
+    context.lineTo(b[0], b[1]);
+  }
+  context.globalAlpha = map.located ? 1 : 0.35; // on a grid the edges join arbitrary places
+  context.strokeStyle = EDGE;
+  context.lineWidth = 1;
+  context.stroke();
+  context.globalAlpha = 1;
+
+  const byColour = new Map(); // fill -> indexes of the sensors in view
+  let drawn = 0;
+  for (let i = 0; i < map.ids.length; i++) {
+    if (!inside(at(i))) continue;
+    drawn += 1;
+    const fill = map.fills[i];
+    if (!byColour.has(fill)) byColour.set(fill, []);
+    byColour.get(fill).push(i);
+  }
+  const circles = (indexes, r) => {
+    context.beginPath();
+    for (const i of indexes) {
+      const [x, y] = at(i);
+      context.moveTo(x + r, y);
+      context.arc(x, y, r, 0, 2 * Math.PI);
+    }
+  };
+  context.strokeStyle = "#ffffff";
+  context.lineWidth = Math.min(1.2, radius / 3);
+  for (const [fill, indexes] of byColour) {
+    circles(indexes, radius);
+    context.fillStyle = fill;
+    context.fill();
+    context.stroke();
+  }
+  const rings = [...map.alerting].map((id) => map.index.get(id)).filter((i) => i !== undefined);
+  circles(rings, radius + 3.5);
+  context.strokeStyle = ALERT;
+  context.lineWidth = 2.2;
+  context.stroke();
+  // The pointed-at and the open sensor on top of their neighbours, outlined in ink.
+  const selected = map.index.get(state.selected) ?? -1;
+  for (const [i, width] of [[map.hover, 1.5], [selected, 3]]) {
+    if (i < 0) continue;
+    circles([i], radius);
+    context.fillStyle = map.fills[i];
+    context.fill();
+    context.strokeStyle = INK;
+    context.lineWidth = width;
+    context.stroke();
+  }
+  // What was drawn, for tests and benchmarks/dashboard.py.
+  canvas.dataset.drawn = String(drawn);
+  canvas.dataset.edges = String(map.edges.length / 2);
+  canvas.dataset.coloured = String(map.known.reduce((sum, k) => sum + k, 0));
+  canvas.dataset.rings = String(rings.length);
+  canvas.dataset.drawMs = (performance.now() - started).toFixed(2);
+  canvas.dataset.draws = String(Number(canvas.dataset.draws ?? 0) + 1);
+}
+
+// The sensor whose centre is nearest a point of the canvas (CSS px), if its circle (with a
+// little slack) covers the point; -1 when none does.
+function hitTest(px, py) {
+  const view = viewTransform();
+  const [x, y] = [(px - view.x) / view.scale, (py - view.y) / view.scale];
+  const reach = (Math.max(map.radius * view.scale, 1.5) + PICK_SLACK_PX) / view.scale;
+  const { cell, columns, rows, starts, members } = map.grid ?? {};
+  if (!cell) return -1;
+  const clamp = (v, n) => Math.min(n - 1, Math.max(0, Math.floor(v / cell)));
+  let [best, bestDistance] = [-1, reach * reach];
+  for (let row = clamp(y - reach, rows); row <= clamp(y + reach, rows); row++) {
+    for (let column = clamp(x - reach, columns); column <= clamp(x + reach, columns); column++) {
+      const c = row * columns + column;
+      for (let k = starts[c]; k < starts[c + 1]; k++) {
+        const i = members[k];
+        const distance = (map.xy[2 * i] - x) ** 2 + (map.xy[2 * i + 1] - y) ** 2;
+        if (distance <= bestDistance) [best, bestDistance] = [i, distance];
+      }
+    }
+  }
+  return best;
+}
+
+function canvasPoint(event) {
+  const box = $("map").getBoundingClientRect();
+  return [event.clientX - box.left, event.clientY - box.top];
+}
+
+function showTooltip(i, px, py) {
+  const tip = $("map-tooltip");
+  if (i < 0) {
+    tip.hidden = true;
+    return;
+  }
+  const id = map.ids[i];
+  tip.textContent = tooltip(id, map.values.get(id));
+  tip.hidden = false;
+  const wrap = $("map-wrap");
+  const left = Math.min(px + 14, wrap.clientWidth - tip.offsetWidth - 4);
+  const top = py + 16 + tip.offsetHeight > wrap.clientHeight ? py - tip.offsetHeight - 10 : py + 16;
+  tip.style.left = `${Math.max(left, 4)}px`;
+  tip.style.top = `${Math.max(top, 4)}px`;
+}
+
+function setHover(i, px, py) {
+  $("map").style.cursor = i < 0 ? "" : "pointer";
+  showTooltip(i, px, py);
+  if (i === map.hover) return;
+  map.hover = i;
+  requestDraw();
+}
+
+// Wheel zooms about the pointer; a drag pans; a click (a press that barely moved) opens the
+// sensor under it; a double click shows the whole city again.
+function wireMap() {
+  const canvas = $("map");
+  let press = null; // {x, y, viewX, viewY, moved}
+  canvas.addEventListener("pointerdown", (event) => {
+    const [x, y] = canvasPoint(event);
+    press = { x, y, viewX: map.view.x, viewY: map.view.y, moved: false };
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    const [x, y] = canvasPoint(event);
+    if (press && (press.moved || Math.hypot(x - press.x, y - press.y) > DRAG_PX)) {
+      press.moved = true;
+      map.view.x = press.viewX + x - press.x;
+      map.view.y = press.viewY + y - press.y;
+      setHover(-1);
+      requestDraw();
+      return;
+    }
+    setHover(hitTest(x, y), x, y);
+  });
+  canvas.addEventListener("pointerleave", () => setHover(-1));
+  canvas.addEventListener("pointerup", (event) => {
+    const clicked = press && !press.moved;
+    press = null;
+    if (!clicked) return;
+    const i = hitTest(...canvasPoint(event));
+    if (i >= 0) showSensor(map.ids[i]);
+  });
+  canvas.addEventListener(
+    "wheel",
+    (event) => {
+      event.preventDefault();
+      const [x, y] = canvasPoint(event);
+      const before = viewTransform();
+      const zoom = map.view.zoom * Math.exp(-event.deltaY / 500);
+      map.view.zoom = Math.min(ZOOM_LIMITS[1], Math.max(ZOOM_LIMITS[0], zoom));
+      const after = viewTransform();
+      // Keep the map point under the pointer where it was.
+      const [mx, my] = [(x - before.x) / before.scale, (y - before.y) / before.scale];
+      map.view.x += x - (after.x + mx * after.scale);
+      map.view.y += y - (after.y + my * after.scale);
+      requestDraw();
+    },
+    { passive: false },
+  );
+  canvas.addEventListener("dblclick", () => {
+    map.view = { zoom: 1, x: 0, y: 0 };
+    requestDraw();
+  });
+  new ResizeObserver(requestDraw).observe(canvas);
 }
 
 function tooltip(id, value) {
@@ -291,17 +540,48 @@ function paintSensors() {
   const capacity = state.forecast?.capacity; // null unless occupancy data with capacities
   const full = capacity?.get(state.horizon) ?? new Map();
   const scale = capacity ? utilisationScale() : colourScale(values.values());
-  for (const [id, circle] of state.circles) {
+  map.values = values;
+  map.ids.forEach((id, i) => {
     const value = values.get(id);
     const known = Number.isFinite(value);
     const used = full.get(id)?.utilisation;
     const shown = capacity ? known && Number.isFinite(used) : known;
-    circle.setAttribute("fill", shown ? scale.colour(capacity ? used : value) : NO_DATA);
-    circle.classList.toggle("no-forecast", !known);
-    circle.firstChild.textContent = tooltip(id, value);
-  }
+    map.fills[i] = shown ? scale.colour(capacity ? used : value) : NO_DATA;
+    map.known[i] = known ? 1 : 0;
+  });
   renderLegend(scale);
+  requestDraw();
 }
+
+// Where each sensor is and how it is drawn, read-only: what tests and benchmarks/dashboard.py
+// look at instead of one DOM element per sensor.
+window.urbanflowMap = {
+  ids: () => [...map.ids],
+  // The sensor's centre in the page's viewport (what a click at it would pass), or null.
+  screenPoint(id) {
+    const i = map.index.get(id);
+    if (i === undefined) return null;
+    const view = viewTransform();
+    const box = $("map").getBoundingClientRect();
+    return { x: box.left + view.x + map.xy[2 * i] * view.scale, y: box.top + view.y + map.xy[2 * i + 1] * view.scale };
+  },
+  sensorAt(clientX, clientY) {
+    const box = $("map").getBoundingClientRect();
+    const i = hitTest(clientX - box.left, clientY - box.top);
+    return i < 0 ? null : map.ids[i];
+  },
+  look(id) {
+    const i = map.index.get(id);
+    if (i === undefined) return null;
+    return {
+      fill: map.fills[i],
+      forecast: map.known[i] === 1,
+      alerting: map.alerting.has(id),
+      selected: state.selected === id,
+      tooltip: tooltip(id, map.values.get(id)),
+    };
+  },
+};
 
 // --------------------------------------------------------------- forecasts
 
@@ -351,7 +631,7 @@ function bandLevels() {
 function forecastSummary() {
   const { issuedAt, paths, missing } = state.forecast;
   const without = missing.length ? ` · ${missing.length} without forecast (grey)` : "";
-  const covered = `${paths.size} of ${state.circles.size} sensors`;
+  const covered = `${paths.size} of ${map.ids.length} sensors`;
   return `Forecast issued ${formatTime(issuedAt, true)} for ${covered}${without}`;
 }
 
@@ -492,19 +772,10 @@ function showAlerts() {
   markAlertingSensors();
 }
 
-// A ring around every sensor with a firing alert (above the circles, not catching clicks).
+// A ring around every sensor with a firing alert, drawn above the sensors.
 function markAlertingSensors() {
-  const alerting = new Set(state.alerts.map((a) => a.sensor_id));
-  const rings = $("alert-rings");
-  rings.replaceChildren();
-  for (const [id, circle] of state.circles) {
-    circle.classList.toggle("alerting", alerting.has(id));
-    const at = state.positions.get(id);
-    if (!alerting.has(id) || !at) continue;
-    const ring = svg("circle", { cx: at[0], cy: at[1], r: state.radius + 3.5, class: "alert-ring" }, rings);
-    ring.setAttribute("data-sensor-id", id);
-  }
-  paintSensors(); // the tooltips name the firing rules
+  map.alerting = new Set(state.alerts.map((a) => a.sensor_id));
+  requestDraw();
 }
 
 async function onNewReadings() {
@@ -556,20 +827,6 @@ async function recentReadings(id) {
     .map((row) => ({ t: Date.parse(row.timestamp), value: row.value }));
 }
 
-function unselect() {
-  for (const circle of document.querySelectorAll("circle.sensor.selected")) {
-    circle.classList.remove("selected");
-  }
-}
-
-function selectCircle(id) {
-  unselect();
-  const circle = state.circles.get(id);
-  if (!circle) return;
-  circle.classList.add("selected");
-  circle.parentNode.append(circle); // drawn last, so on top of its neighbours
-}
-
 async function showSensor(id) {
   const request = ++state.panelRequest;
   if (id !== state.selected) {
@@ -577,7 +834,7 @@ async function showSensor(id) {
     $("panel-summary").textContent = "Loading…";
   }
   state.selected = id;
-  selectCircle(id);
+  requestDraw(); // outlined, on top of its neighbours
   $("sensor-panel").hidden = false;
   const name = state.sensors.get(id)?.name;
   $("panel-sensor").textContent = name ? `${id} · ${name}` : id;
@@ -626,10 +883,17 @@ function hidePanel() {
   state.selected = null;
   state.panelRequest += 1;
   $("sensor-panel").hidden = true;
-  unselect();
+  requestDraw();
 }
 
 // ------------------------------------------------------------------- chart
+
+function svg(name, attributes = {}, parent = null) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (parent) parent.append(node);
+  return node;
+}
 
 const CHART = { width: 440, height: 260, left: 46, right: 14, top: 22, bottom: 28 };
 
@@ -792,12 +1056,8 @@ function wireControls() {
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") hidePanel();
   });
-  const sensors = $("sensors");
-  const pick = (event) => {
-    const circle = event.target.closest("circle.sensor");
-    if (circle) showSensor(circle.getAttribute("data-sensor-id"));
-  };
-  sensors.addEventListener("click", pick);
+  wireMap();
+  wireFinder();
   const list = $("alert-list");
   const pickAlert = (event) => {
     const item = event.target.closest("li.alert");
@@ -807,9 +1067,35 @@ function wireControls() {
   list.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") pickAlert(event);
   });
-  sensors.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") pick(event);
+}
+
+// The keyboard's way to a sensor (the map has no element per sensor to tab to): type its id,
+// Enter opens it. The ids are offered as suggestions once the field is first used.
+function wireFinder() {
+  const field = $("find-sensor-id");
+  field.addEventListener(
+    "focus",
+    () => {
+      const options = map.ids.map((id) => {
+        const option = document.createElement("option");
+        option.value = id;
+        const name = state.sensors.get(id)?.name;
+        if (name) option.label = name;
+        return option;
+      });
+      $("sensor-ids").replaceChildren(...options);
+    },
+    { once: true },
+  );
+  $("find-sensor").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = field.value.trim();
+    const known = map.index.has(id);
+    field.setCustomValidity(known || !id ? "" : `No sensor ${id}`);
+    field.reportValidity();
+    if (known) showSensor(id);
   });
+  field.addEventListener("input", () => field.setCustomValidity(""));
 }
 
 wireControls();
