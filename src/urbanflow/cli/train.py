@@ -9,6 +9,7 @@ import typer
 
 from urbanflow.cli import common
 from urbanflow.data.catalog import load_dataset
+from urbanflow.errors import ConfigError
 from urbanflow.evaluation.protocol import make_plan
 from urbanflow.models.conformal import DEFAULT_LEVELS, parse_levels
 from urbanflow.models.forecast import forecast_table, issue_indices, write_forecast
@@ -17,6 +18,7 @@ from urbanflow.models.forecast import forecast_table, issue_indices, write_forec
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
+        context: typer.Context,
         out: Annotated[Path, typer.Option(help="Folder that receives the model bundle.")],
         dataset: Annotated[str, typer.Option(help="Built-in name or path.")] = "los-loop",
         model: Annotated[str, typer.Option(help="A neural model (`urbanflow models`).")] = "stid",
@@ -29,33 +31,59 @@ def register(app: typer.Typer) -> None:
         levels: Annotated[str, typer.Option(help=common.LEVELS_HELP)] = ",".join(
             f"{level:g}" for level in DEFAULT_LEVELS
         ),
+        nproc: Annotated[
+            int, typer.Option(help="Training processes on this machine (torchrun, DDP).")
+        ] = 1,
     ) -> None:
         """Train a neural model under a protocol and write a bundle with its test metrics."""
         interval_levels = parse_levels(levels)
-        from urbanflow.evaluation.bundles import train_bundle  # torch: imported when used
+        from urbanflow.training import distributed  # torch: imported when used
+
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+        if nproc > 1:
+            if distributed.launched_by_torchrun():
+                raise ConfigError(
+                    "--nproc starts processes on this machine; under torchrun give "
+                    "--nproc-per-node to torchrun instead"
+                )
+            distributed.launch(nproc, ["-m", "urbanflow", *rank_command(context)])
+            return
+        from urbanflow.evaluation.bundles import train_bundle
 
         data = load_dataset(dataset)
         plan = make_plan(protocol, data.num_steps, input_len, step=data.step)
-        with common.progress_bar() as bar:
-            label = f"{model} ({plan.protocol})"
-            _, on_epoch = common.epoch_progress(bar, label)
-            _, on_samples = common.sample_progress(bar, label)
-            result, fitted = train_bundle(
-                data,
-                model,
-                plan,
-                out,
-                common.training_options(max_epochs, time_budget, seed, loss),
-                progress=on_samples,
-                fit_progress=on_epoch,
-                levels=interval_levels,
-            )
+        options = common.training_options(max_epochs, time_budget, seed, loss)
+        ranks = distributed.start()  # a rank of torchrun joins its process group
+        try:
+            if not ranks.is_main:  # trains its share; rank 0 prints and writes the bundle
+                train_bundle(data, model, plan, out, options, levels=interval_levels)
+                return
+            with common.progress_bar() as bar:
+                label = f"{model} ({plan.protocol})"
+                _, on_epoch = common.epoch_progress(bar, label)
+                _, on_samples = common.sample_progress(bar, label)
+                result, fitted = train_bundle(
+                    data,
+                    model,
+                    plan,
+                    out,
+                    options,
+                    progress=on_samples,
+                    fit_progress=on_epoch,
+                    levels=interval_levels,
+                )
+        finally:
+            distributed.stop()
         common.print_result(result, data, interval_levels)
         reports = fitted.training_reports_
         epochs = ", ".join(f"{r.best_epoch} of {r.epochs_run}" for r in reports)
+        seconds = sum(r.seconds for r in reports)
+        targets = sum(r.targets for r in reports)
         common.console.print(
             f"Best validation epochs {epochs} ({len(reports)} network(s), "
-            f"{sum(r.seconds for r in reports):.0f} s of training). "
+            f"{seconds:.0f} s of training, {targets / max(seconds, 1e-9):,.0f} targets/s"
+            f"{f' over {ranks.world_size} processes' if ranks.is_distributed else ''}). "
             f"Bundle written to [bold]{out}[/]"
         )
 
@@ -90,3 +118,19 @@ def register(app: typer.Typer) -> None:
             f"{len(table):,} forecasts ({issues.size} issue times × {model.horizon} steps × "
             f"{data.num_sensors} sensors) written to [bold]{path}[/]"
         )
+
+
+def rank_command(context: typer.Context) -> list[str]:
+    """The ``urbanflow train`` command line each rank runs: the options as parsed, without
+    ``--nproc``, and ``--debug`` when given."""
+    args = ["--debug"] if context.parent and context.parent.params.get("debug") else []
+    args.append("train")
+    for param in context.command.params:
+        value = context.params.get(param.name)
+        if param.name == "nproc" or value is None:
+            continue
+        if isinstance(value, bool):
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            args += [param.opts[0], str(value)]
+    return args

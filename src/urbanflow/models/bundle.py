@@ -145,6 +145,7 @@ def save_bundle(
                     "epochs_run": r.epochs_run,
                     "stopped_by": r.stopped_by,
                     "targets": r.targets,
+                    "processes": r.processes,
                     "best_validation_score": r.best_validation_score,
                     "validation_criterion": validation_criterion(model.loss_),
                 }
