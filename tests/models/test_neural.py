@@ -8,6 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from tests.models.conftest import ring_graph
 
 from urbanflow import CityDataset, DatasetMetadata, SensorGraph, Sensors
 from urbanflow.errors import ConfigError
@@ -16,6 +18,7 @@ from urbanflow.evaluation.protocol import default_plan
 from urbanflow.models.bundle import load_bundle, save_bundle
 from urbanflow.models.neural import DEFAULT_LOSSES, NeuralForecaster
 from urbanflow.models.registry import make_model
+from urbanflow.training.engine import predict_batches
 
 SENSORS = 4
 
@@ -147,3 +150,30 @@ def test_a_tight_budget_trains_one_network_rather_than_three(counts: CityDataset
 def test_an_untimed_ensemble_trains_every_network(counts: CityDataset) -> None:
     model = stid(ensemble=2).fit(counts)
     assert model.ensemble == 2 and len(model.training_reports_) == 2
+
+
+@pytest.mark.parametrize("options", [{}, {"network_options": {"neighbours": True}, "ensemble": 2}])
+def test_a_forecast_reads_only_its_input_windows_and_matches_the_full_series(
+    counts: CityDataset, options: dict[str, object]
+) -> None:
+    data = replace(counts, graph=ring_graph(SENSORS))
+    model = stid(**options).fit(data)
+    times = np.array([data.num_steps, 40, 41, 42, 200, 13])
+    full = model.series(data)  # every step, as training builds it
+    expected = torch.stack(
+        [
+            predict_batches(
+                member,
+                full,
+                times,
+                model.input_len,
+                model.scaler_,
+                loss=model.loss_,
+                non_negative=model.non_negative_,
+            )
+            for member in model.network_.members
+        ]
+    ).mean(dim=0)
+    series, _ = model.input_series(data, times)
+    assert series.values.shape[0] == 12 * 4 + 2  # four windows, one of them a run of three
+    np.testing.assert_allclose(model.predict(data, times), expected.numpy(), rtol=1e-6, atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import torch
@@ -44,3 +46,21 @@ def test_a_network_on_a_seven_minute_grid_has_206_day_slots() -> None:
     model = make_model("stid", input_len=6, horizon=2, max_epochs=1, batch_size=64)
     model.fit(seven_minute_city())
     assert model.spec_.steps_per_day == 206
+
+
+def test_input_series_holds_only_the_input_windows_of_the_full_series() -> None:
+    city = seven_minute_city()
+    city = replace(city, metadata=replace(city.metadata, country="US"))  # 2024-01-01 a holiday
+    scaler = Scaler(48.0, 4.0)
+    full = SeriesTensors.build(city, scaler, 4, torch.device("cpu"))
+    times = np.array([300, 6, 7, 8, 7, city.num_steps, 150])  # unsorted, repeated, the last
+    series, rows = SeriesTensors.for_inputs(city, times, 6, scaler, 4, torch.device("cpu"))
+    assert series.values.shape[0] == 6 * 4 + 2  # three lone windows; 6, 7, 8 share 8 steps
+    for got, expected in zip(
+        series.inputs(torch.as_tensor(rows), 6),
+        full.inputs(torch.as_tensor(times), 6),
+        strict=True,
+    ):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert int(full.dow[:206].max()) == 6  # the holiday reads as a Sunday in both
+    assert series.tod.shape[0] == series.values.shape[0] + 4  # the calendar runs H past

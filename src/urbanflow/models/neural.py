@@ -314,12 +314,12 @@ class NeuralForecaster(Forecaster):
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         if times.size == 0:
             return np.zeros((0, self.horizon, dataset.num_sensors), dtype=np.float32)
-        series = self.series(dataset)
+        series, rows = self.input_series(dataset, times)
         forecasts = [  # each member's own forecast (its mean), then their average
             predict_batches(
                 member,
                 series,
-                times,
+                rows,
                 self.input_len,
                 self.scaler_,
                 loss=self.loss_,
@@ -339,4 +339,28 @@ class NeuralForecaster(Forecaster):
         """
         return SeriesTensors.build(
             dataset, self.scaler_, self.horizon, self.device_, self.spec_.weekdays
+        )
+
+    def input_series(
+        self, dataset: CityDataset, times: np.ndarray
+    ) -> tuple[SeriesTensors, np.ndarray]:
+        """``(series, rows)``: only the input windows of the samples at ``times`` as tensors,
+        and each sample as a row of them (:meth:`SeriesTensors.for_inputs`), so that a
+        forecast costs the same on a week of readings as on five years.
+
+        Parameters
+        ----------
+        dataset
+            Readings of the sensors the model was built for.
+        times
+            ``[b]`` int sample times: inputs ``t - input_len … t - 1``.
+        """
+        return SeriesTensors.for_inputs(
+            dataset,
+            times,
+            self.input_len,
+            self.scaler_,
+            self.horizon,
+            self.device_,
+            self.spec_.weekdays,
         )
