@@ -496,3 +496,24 @@ def test_older_store_fixtures_are_small(name: str) -> None:
     """The fixtures are committed: keep them compressed and small."""
     assert (FIXTURES / name / "store.duckdb.gz").stat().st_size < 100_000
     assert not (FIXTURES / name / "store.duckdb").exists()
+
+
+def test_newest_reading_time_follows_ingest_and_reopening(tmp_path: Path) -> None:
+    """The store keeps the newest reading's time in memory: it moves forward with each batch,
+    never back for late readings, stays for a NaN-only batch, and is read from the file again."""
+    path = tmp_path / "store.duckdb"
+
+    def batch(stamp: str, value: float) -> pd.DataFrame:
+        return pd.DataFrame({"sensor_id": ["a"], "ts": [pd.Timestamp(stamp)], "value": [value]})
+
+    with ReadingStore(path) as store:
+        assert store.latest_time() is None
+        store.ingest(batch("2024-01-01 00:10", 1.0))
+        assert store.latest_time() == pd.Timestamp("2024-01-01 00:10", tz="UTC")
+        store.ingest(batch("2024-01-01 00:05", 2.0))  # late: older than the newest
+        store.ingest(batch("2024-01-01 00:20", float("nan")))  # no reading: nothing stored
+        assert store.latest_time() == pd.Timestamp("2024-01-01 00:10", tz="UTC")
+        store.ingest(batch("2024-01-01 00:15", 3.0))
+        assert store.latest_time() == pd.Timestamp("2024-01-01 00:15", tz="UTC")
+    with ReadingStore(path) as store:
+        assert store.latest_time() == pd.Timestamp("2024-01-01 00:15", tz="UTC")

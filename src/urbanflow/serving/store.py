@@ -96,9 +96,13 @@ class ReadingStore:
         self._connection = _connect(self.path)
         try:
             self._prepare()
+            newest = self._connection.execute("SELECT max(ts) FROM readings").fetchall()[0][0]
         except BaseException:
             self._connection.close()
             raise
+        # This process is the store's one writer (DuckDB locks the file) and readings are never
+        # deleted, so the newest time is kept here instead of scanning the table per request.
+        self._latest = None if newest is None else pd.Timestamp(newest)
 
     def _prepare(self) -> None:
         """Check an existing file's schema before touching it; create or migrate it."""
@@ -228,6 +232,8 @@ class ReadingStore:
                 raise
             finally:
                 connection.unregister("incoming")
+            if len(present) and (self._latest is None or window[1] > self._latest):
+                self._latest = pd.Timestamp(window[1])
         return IngestCounts(
             received=len(batch),
             new=int(new),
@@ -241,10 +247,9 @@ class ReadingStore:
             return int(self._connection.execute("SELECT count(*) FROM readings").fetchall()[0][0])
 
     def latest_time(self) -> pd.Timestamp | None:
-        """The newest reading's time (UTC), or None when nothing is stored."""
-        with self._lock:
-            value = self._connection.execute("SELECT max(ts) FROM readings").fetchall()[0][0]
-        return None if value is None else pd.Timestamp(value).tz_localize("UTC")
+        """The newest reading's time (UTC), or None when nothing is stored (kept in memory)."""
+        value = self._latest
+        return None if value is None else value.tz_localize("UTC")
 
     def readings(
         self,
@@ -326,11 +331,17 @@ class ReadingStore:
                 "last_value": np.repeat(latest, horizon),
             }
         )
-        # [K h n] -> one list of K bounds per (sensor, step), sensors outermost like the frame
-        lower = issued.lower[:, :, columns].transpose(2, 1, 0).reshape(count * horizon, levels)
-        upper = issued.upper[:, :, columns].transpose(2, 1, 0).reshape(count * horizon, levels)
-        frame["lower"] = list(lower.astype(np.float32))
-        frame["upper"] = list(upper.astype(np.float32))
+        # [K h n] -> one float column per bound and level (sensors outermost like the frame),
+        # put into lists by DuckDB: a column of K-element arrays costs a Python object per row
+        for name, bounds in (("lower", issued.lower), ("upper", issued.upper)):
+            for k in range(levels):
+                frame[f"{name}_{k}"] = bounds[k][:, columns].T.reshape(-1).astype(np.float32)
+        lists = [
+            f"list_value({', '.join(f'{name}_{k}' for k in range(levels))})"
+            if levels
+            else "[]::FLOAT[]"
+            for name in ("lower", "upper")
+        ]
         stored_at = pd.Timestamp.now(tz="UTC")
         issued_at = _naive_utc(issued.issued_at)
         header = [
@@ -358,7 +369,7 @@ class ReadingStore:
                 connection.execute(
                     "INSERT INTO forecast_values SELECT ?, sensor_id, horizon_steps, target_ts, "
                     "value, CASE WHEN isnan(last_value) THEN NULL ELSE last_value END, "
-                    "lower, upper FROM incoming_forecast",
+                    f"{lists[0]}, {lists[1]} FROM incoming_forecast",
                     [issued_at],
                 )
                 if keep is not None:

@@ -85,8 +85,7 @@ async def get_forecasts(
         raise ConfigError(
             f"horizon {horizon} is beyond the model's {model.horizon} steps; give 1…{model.horizon}"
         )
-    ids = model.sensors.ids
-    if sensor is not None and sensor not in ids:  # checked before any work
+    if sensor is not None and not model.knows(sensor):  # checked before any work
         raise UnknownNameError(f"unknown sensor {sensor!r}; GET /v1/sensors lists them")
     if issued_at is not None:
         when = query_time(issued_at, "issued_at", model.metadata.timezone)
@@ -113,44 +112,48 @@ def forecast_answer(
             f"at {local_iso(forecast.issued_at, model.metadata.timezone)}"
         )
     steps = range(1, forecast.horizon + 1) if horizon is None else [horizon]
-    columns = range(len(ids)) if sensor is None else [ids.index(sensor)]
+    columns = np.arange(len(ids)) if sensor is None else np.array([model.position(sensor)])
     zone = model.metadata.timezone
     targets = local_iso(
         pd.DatetimeIndex([forecast.issued_at + h * forecast.step for h in steps]), zone
     )
-    values = forecast.values.tolist()  # [h][n] Python floats
+    rows = np.array(steps) - 1
+    # only the asked steps and sensors become Python floats: [steps][columns]
+    values = forecast.values[np.ix_(rows, columns)].tolist()
     names = interval_columns(forecast.levels)  # lower_80, upper_80, …
     bounds = [
-        bound.tolist()  # [h][n] per name
+        bound[np.ix_(rows, columns)].tolist()  # [steps][columns] per name
         for k in range(len(forecast.levels))
         for bound in (forecast.lower[k], forecast.upper[k])
     ]
     full = capacity_fields(model, forecast)  # name -> [h][n] or [n], None without capacities
 
-    def point(n: int, k: int, h: int) -> dict[str, object]:
+    def point(j: int, k: int, h: int) -> dict[str, object]:
+        n = int(columns[j])
         row: dict[str, object] = {
             "sensor_id": ids[n],
             "target_time": targets[k],
             "horizon_steps": h,
-            "value": values[h - 1][n],
+            "value": values[k][j],
         }
         for name, bound in zip(names, bounds, strict=True):
-            row[name] = bound[h - 1][n]
+            row[name] = bound[k][j]
         if full is not None:
             row["capacity"] = full["capacity"][n]
             row["utilisation"] = full["utilisation"][h - 1][n]
             row["p_above_capacity"] = full["p_above_capacity"][h - 1][n]
         return row
 
+    available = forecast.available[columns].tolist()
     answer = {
         "issued_at": local_iso(forecast.issued_at, zone),
         "model": {"name": forecast.model, "version": forecast.model_version[:12]},
         "stored": forecast.stored,
         "levels": list(forecast.levels),
         "data": [
-            point(n, k, h) for n in columns if forecast.available[n] for k, h in enumerate(steps)
+            point(j, k, h) for j in range(len(columns)) if available[j] for k, h in enumerate(steps)
         ],
-        "missing": [ids[n] for n in columns if not forecast.available[n]],
+        "missing": [ids[int(n)] for j, n in enumerate(columns) if not available[j]],
     }
     return json.dumps(answer, separators=(",", ":")).encode()
 

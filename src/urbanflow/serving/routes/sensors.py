@@ -54,7 +54,7 @@ def sensor_readings(
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 10_000,
 ) -> ReadingList:
     """Stored readings of one sensor in ``[start, end)``, oldest first."""
-    if sensor_id not in model.sensors.ids:
+    if not model.knows(sensor_id):
         raise UnknownNameError(f"unknown sensor {sensor_id!r}; GET /v1/sensors lists them")
     zone = model.metadata.timezone
     first = None if start is None else query_time(start, "start", zone)
