@@ -135,6 +135,12 @@ class Server:
     log: Path
     startup_seconds: float
 
+    def peak_rss_bytes(self) -> int:
+        """The server process's peak resident memory so far (Linux ``VmHWM``)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(row for row in status.splitlines() if row.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+
     def store_bytes(self) -> dict[str, int]:
         files = {"duckdb": self.store, "wal": Path(f"{self.store}.wal")}
         return {k: p.stat().st_size if p.exists() else 0 for k, p in files.items()}
@@ -296,8 +302,10 @@ def get_forecast(client: httpx.Client, query: str) -> tuple[float, dict[str, obj
     return seconds, response.json()
 
 
-def cached_load(url: str, query: str, clients: int, requests: int) -> dict[str, object]:
-    """``clients`` threads, each with its own keep-alive client, ``requests`` GETs each."""
+def cached_load(url: str, query: str | list[str], clients: int, requests: int) -> dict[str, object]:
+    """``clients`` threads, each with its own keep-alive client, ``requests`` GETs each; a list
+    of queries is taken in turn (request ``i`` of client ``k`` asks query ``k·requests + i``)."""
+    queries = [query] if isinstance(query, str) else query
     results: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
     start = threading.Barrier(clients + 1)
@@ -305,10 +313,11 @@ def cached_load(url: str, query: str, clients: int, requests: int) -> dict[str, 
     def work(k: int) -> None:
         try:
             with httpx.Client(base_url=url, timeout=60) as client:
-                get_forecast(client, query)  # connect outside the timed requests
+                get_forecast(client, queries[0])  # connect outside the timed requests
                 start.wait()
-                for _ in range(requests):
-                    results[k].append(get_forecast(client, query)[0])
+                for i in range(requests):
+                    asked = queries[(k * requests + i) % len(queries)]
+                    results[k].append(get_forecast(client, asked)[0])
         except Exception as error:  # reported after the join
             errors.append(error)
             start.abort()
