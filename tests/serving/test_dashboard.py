@@ -7,17 +7,26 @@ arrive, and a click on a sensor charts its readings and forecast path, redrawn a
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
+from scipy.spatial import cKDTree
 from tests.serving.conftest import post_los_loop_readings, running_server
 
 from urbanflow.data.dataset import CityDataset
+from urbanflow.data.synth.base import plane_to_degrees
+from urbanflow.data.synth.roads import RoadParameters, plan_roads
 from urbanflow.serving.app import create_app
+from urbanflow.serving.routes import dashboard
 from urbanflow.serving.settings import ServeSettings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -98,9 +107,8 @@ class Problems:
 
 def map_looks(page: Page) -> dict[str, dict[str, object]]:
     """How the map draws each sensor: ``{id: {fill, forecast, alerting, selected, tooltip}}``."""
-    return page.evaluate(
-        "() => Object.fromEntries(urbanflowMap.ids().map(id => [id, urbanflowMap.look(id)]))"
-    )
+    looks = "Object.fromEntries(urbanflowMap.ids().map(id => [id, urbanflowMap.look(id)]))"
+    return json.loads(page.evaluate(f"() => JSON.stringify({looks})"))  # a string: much faster
 
 
 def wait_for_drawn(page: Page, sensors: int, timeout: int = WAIT_MS) -> None:
@@ -259,4 +267,202 @@ def test_dashboard_maps_sensors_colours_forecasts_and_charts_a_sensor(
         assert re.fullmatch(r"95 % interval covered \d{1,3} %", coverage), coverage
         page.screenshot(path=str(tmp_path / "dashboard.png"))
         page.close()
+        assert problems.unexpected() == []
+
+
+CITY = 10_000
+ISSUED = "2026-01-05T08:00:00+00:00"
+CONGESTION = {"#d7301f", "#f98e2b", "#f2cf1d", "#2ca25f"}  # the km/h bins' colours
+
+
+def city_app(sensors: int) -> FastAPI:
+    """The dashboard's page and files with canned answers for a synthetic road city of
+    ``sensors`` sensors (positions and road graph from ``urbanflow.data.synth.roads``), in the
+    shapes of the service's routes: a trained 10,000-sensor bundle takes minutes to make, and
+    the map is what this test is about (benchmarks/dashboard.py runs the real service)."""
+    network = plan_roads(RoadParameters(sensors=sensors, days=1, seed=0)).network
+    latitude, longitude = plane_to_degrees(network.x_km, network.y_km, RoadParameters().centre)
+    ids = network.sensor_ids
+    answers = {
+        "/v1/model": {
+            "model": "stid",
+            "version": "0" * 12,
+            "horizon": 1,
+            "dataset": {
+                "name": "synthetic-roads",
+                "quantity": "speed",
+                "unit": "km/h",
+                "frequency": "5min",
+                "timezone": "UTC",
+            },
+        },
+        "/v1/sensors": {
+            "data": [
+                {"sensor_id": i, "name": "", "latitude": float(lat), "longitude": float(lon)}
+                for i, lat, lon in zip(ids, latitude, longitude, strict=True)
+            ]
+        },
+        "/v1/graph": {
+            "data": [
+                {"source": ids[a], "target": ids[b]}
+                for a, b in zip(network.edges["source"], network.edges["target"], strict=True)
+            ]
+        },
+        "/health": {
+            "latest_reading_at": ISSUED,
+            "readings": sensors,
+            "revision": 1,
+            "last_issued_at": ISSUED,
+        },
+        # Speeds spread over the congestion bins (below 32, 56, 80 km/h and above).
+        "/v1/forecasts": {
+            "issued_at": ISSUED,
+            "model": {"name": "stid", "version": "0" * 12},
+            "levels": [],
+            "missing": [],
+            "data": [
+                {
+                    "sensor_id": sensor_id,
+                    "target_time": "2026-01-05T08:05:00+00:00",
+                    "horizon_steps": 1,
+                    "value": 10.0 + (n * 37) % 90,
+                }
+                for n, sensor_id in enumerate(ids)
+            ],
+        },
+        "/v1/accuracy": {"data": []},
+    }
+    app = FastAPI()
+    for path, answer in answers.items():
+        app.add_api_route(path, lambda answer=answer: answer)
+    app.add_api_route("/v1/sensors/{sensor_id}/readings", lambda sensor_id: {"data": []})
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.ASSETS), name="static")
+    return app
+
+
+def screen_points(page: Page) -> dict[str, tuple[float, float]]:
+    """Every sensor's centre in the viewport, as the map places it now."""
+    points = "urbanflowMap.ids().map(id => [id, urbanflowMap.screenPoint(id)])"
+    pairs = json.loads(page.evaluate(f"() => JSON.stringify({points})"))
+    return {sensor_id: (at["x"], at["y"]) for sensor_id, at in pairs}
+
+
+def nearest(points: dict[str, tuple[float, float]], x: float, y: float) -> tuple[str, float]:
+    """The sensor nearest ``(x, y)`` by looking at all of them, and its distance in px."""
+    return min(
+        ((i, math.hypot(px - x, py - y)) for i, (px, py) in points.items()),
+        key=lambda found: found[1],
+    )
+
+
+def centre_pixels(page: Page) -> dict[str, list[int]]:
+    """The colour (r, g, b) of the canvas pixel at each sensor's centre."""
+    return json.loads(
+        page.evaluate(
+            """() => {
+            const canvas = document.querySelector("#map");
+            const ratio = canvas.width / canvas.clientWidth;
+            const pixels = canvas.getContext("2d")
+                .getImageData(0, 0, canvas.width, canvas.height).data;
+            const box = canvas.getBoundingClientRect();
+            const colours = {};
+            for (const id of urbanflowMap.ids()) {
+                const at = urbanflowMap.screenPoint(id);
+                const x = Math.floor((at.x - box.left) * ratio);
+                const y = Math.floor((at.y - box.top) * ratio);
+                const k = 4 * (y * canvas.width + x);
+                colours[id] = [pixels[k], pixels[k + 1], pixels[k + 2]];
+            }
+            return JSON.stringify(colours);
+        }"""
+        )
+    )
+
+
+def rgb(colour: str) -> list[int]:
+    return [int(colour[k : k + 2], 16) for k in (1, 3, 5)]
+
+
+def empty_spot(page: Page) -> tuple[float, float]:
+    """A point of the map more than 20 px from every sensor (down its right-hand edge)."""
+    points = screen_points(page)
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    for k in range(1, 20):
+        spot = (box["x"] + box["width"] - 3, box["y"] + box["height"] * k / 20)
+        if nearest(points, *spot)[1] > 20:
+            return spot
+    raise AssertionError("no empty place on the map's right-hand edge")
+
+
+@pytest.mark.slow  # headless Chromium
+def test_dashboard_draws_a_city_of_10000_sensors_and_a_click_opens_the_nearest() -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    with running_server(city_app(CITY)) as base_url, headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 850})
+        problems = Problems(page)
+        page.goto(f"{base_url}/")
+
+        # All 10,000 are drawn on the canvas, each in its congestion colour: the map says so,
+        # and the pixels at the sensors' centres are in those colours (a neighbour's circle
+        # may cover a few of them).
+        wait_for_drawn(page, CITY, timeout=20_000)
+        page.wait_for_function(f"{COLOURED} === {CITY}", timeout=WAIT_MS)
+        looks = map_looks(page)
+        assert len(looks) == CITY
+        assert {look["fill"] for look in looks.values()} == CONGESTION
+        assert page.locator("#map ~ * circle, svg#map").count() == 0  # no element per sensor
+        # Where no neighbour's circle reaches a sensor's centre pixel, that pixel is in its
+        # colour (elsewhere, at this scale, a neighbour's circle overlaps it).
+        points = screen_points(page)
+        ids = list(points)
+        xy = np.array([points[i] for i in ids])
+        gaps, _ = cKDTree(xy).query(xy, k=[2])
+        radius = float(page.get_attribute("#map", "data-radius-px") or "nan")
+        alone = [i for i, gap in zip(ids, gaps[:, 0], strict=True) if gap > radius + 1.5]
+        assert len(alone) >= 100
+        pixels = centre_pixels(page)
+        wrong = [i for i in alone if not np.allclose(pixels[i], rgb(looks[i]["fill"]), atol=2)]
+        assert wrong == []
+
+        # The wheel zooms in (fewer sensors in view, larger circles); a double click shows the
+        # whole city again.
+        box = page.locator("#map").bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, -800)
+        page.wait_for_function(f"{DRAWN} < {CITY // 2}", timeout=WAIT_MS)
+        assert float(page.get_attribute("#map", "data-radius-px") or 0) > 2 * radius
+        page.mouse.dblclick(*empty_spot(page))
+        wait_for_drawn(page, CITY)
+        assert page.locator("#sensor-panel").is_hidden()
+
+        # A click far from every sensor opens nothing.
+        page.mouse.click(*empty_spot(page))
+        assert page.locator("#sensor-panel").is_hidden()
+
+        # A click just beside a sensor opens the sensor nearest the click (found here by
+        # looking at all of them), at five places across the city.
+        for sensor_id in list(looks)[:: CITY // 5]:
+            points = screen_points(page)  # the panel narrows the map: positions move
+            x, y = points[sensor_id][0] + 1.0, points[sensor_id][1] - 0.5
+            expected, distance = nearest(points, x, y)
+            assert distance < 2
+            page.mouse.click(x, y)
+            page.wait_for_function(
+                f"document.querySelector('#panel-sensor').textContent === '{expected}'",
+                timeout=WAIT_MS,
+            )
+            assert map_looks(page)[expected]["selected"]
+            assert "forecast" in (page.text_content("#panel-summary") or "")
+
+        # The keyboard's way: the sensor's id typed in the search field.
+        last = list(looks)[-1]
+        page.fill("#find-sensor-id", last)
+        page.press("#find-sensor-id", "Enter")
+        page.wait_for_function(
+            f"document.querySelector('#panel-sensor').textContent === '{last}'", timeout=WAIT_MS
+        )
         assert problems.unexpected() == []

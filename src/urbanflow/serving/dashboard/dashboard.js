@@ -204,6 +204,8 @@ function renderLegend(scale) {
 const EDGE = "#b9bec6";
 const INK = "#1f2328";
 const ALERT = "#7b2cbf"; // --alert in dashboard.css
+const MIN_RADIUS_PX = 2; // a smaller dot has no pixel wholly in its colour
+const OUTLINE_FROM_PX = 3; // sensors this large get a white outline against their neighbours
 const PICK_SLACK_PX = 3; // a click this close to a sensor's circle still picks it
 const DRAG_PX = 4; // a press that moves further pans the map instead of clicking
 const ZOOM_LIMITS = [1, 64];
@@ -350,7 +352,7 @@ function drawNow() {
   context.setTransform(ratio, 0, 0, ratio, 0, 0);
   context.clearRect(0, 0, view.width, view.height);
   const at = (i) => [view.x + map.xy[2 * i] * view.scale, view.y + map.xy[2 * i + 1] * view.scale];
-  const radius = Math.max(map.radius * view.scale, 1.5);
+  const radius = Math.max(map.radius * view.scale, MIN_RADIUS_PX);
   const margin = radius + 8;
   const inside = ([x, y]) => x > -margin && y > -margin && x < view.width + margin && y < view.height + margin;
 
@@ -384,12 +386,12 @@ function drawNow() {
     }
   };
   context.strokeStyle = "#ffffff";
-  context.lineWidth = Math.min(1.2, radius / 3);
+  context.lineWidth = 1.2;
   for (const [fill, indexes] of byColour) {
     circles(indexes, radius);
     context.fillStyle = fill;
     context.fill();
-    context.stroke();
+    if (radius >= OUTLINE_FROM_PX) context.stroke(); // a white outline would eat a small dot
   }
   const rings = [...map.alerting].map((id) => map.index.get(id)).filter((i) => i !== undefined);
   circles(rings, radius + 3.5);
@@ -410,6 +412,7 @@ function drawNow() {
   // What was drawn, for tests and benchmarks/dashboard.py.
   canvas.dataset.drawn = String(drawn);
   canvas.dataset.edges = String(map.edges.length / 2);
+  canvas.dataset.radiusPx = radius.toFixed(2);
   canvas.dataset.coloured = String(map.known.reduce((sum, k) => sum + k, 0));
   canvas.dataset.rings = String(rings.length);
   canvas.dataset.drawMs = (performance.now() - started).toFixed(2);
@@ -421,7 +424,7 @@ function drawNow() {
 function hitTest(px, py) {
   const view = viewTransform();
   const [x, y] = [(px - view.x) / view.scale, (py - view.y) / view.scale];
-  const reach = (Math.max(map.radius * view.scale, 1.5) + PICK_SLACK_PX) / view.scale;
+  const reach = (Math.max(map.radius * view.scale, MIN_RADIUS_PX) + PICK_SLACK_PX) / view.scale;
   const { cell, columns, rows, starts, members } = map.grid ?? {};
   if (!cell) return -1;
   const clamp = (v, n) => Math.min(n - 1, Math.max(0, Math.floor(v / cell)));
