@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from urbanflow.evaluation.evaluate import evaluate_by_name
-from urbanflow.evaluation.metrics import IntervalTotals
+from urbanflow.evaluation import evaluate as evaluation
+from urbanflow.evaluation import intervals, metrics
+from urbanflow.evaluation.evaluate import evaluate_by_name, score_fitted
+from urbanflow.evaluation.metrics import ErrorTotals, IntervalTotals
 from urbanflow.evaluation.protocol import make_plan
+from urbanflow.models.registry import make_model
 
 
 def test_interval_metrics_by_hand():
@@ -61,3 +64,68 @@ def test_a_validation_part_too_short_to_calibrate_gives_no_intervals_not_an_erro
     result, _ = evaluate_by_name(los_loop, "last-value", plan, levels=(90.0,))
     assert result.levels == () and result.calibration is None
     assert "coverage_90" not in result.horizons[0].metrics
+
+
+def test_totals_added_in_small_chunks_equal_totals_added_at_once(monkeypatch):
+    rng = np.random.default_rng(0)
+    y = rng.normal(10, 3, (9, 4, 5))
+    y[0, 1, 2] = np.nan
+    y[3, 0, 0] = 0.0
+    forecast = y + rng.normal(0, 1, y.shape)
+    forecast[0, 1, 2] = 1.0
+    half_width = np.array([1.0, 2.0])[None, :, None, None]  # [1 K 1 1]
+    lower, upper = forecast[:, None] - half_width, forecast[:, None] + 1.5 * half_width
+    at_once, interval_at_once = ErrorTotals(4, 9.0), IntervalTotals((50.0, 90.0), 4)
+    at_once.add(y, forecast)
+    interval_at_once.add(y, forecast, lower, upper)
+    monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", 7)  # fewer than one sample: row by row
+    chunked, interval_chunked = ErrorTotals(4, 9.0), IntervalTotals((50.0, 90.0), 4)
+    chunked.add(y, forecast)
+    interval_chunked.add(y, forecast, lower, upper)
+    for name in ErrorTotals.SUMS:
+        np.testing.assert_allclose(getattr(chunked, name), getattr(at_once, name), rtol=1e-12)
+    assert chunked.count.sum() == y.size - 1 and chunked.ape_count.sum() == y.size - 2
+    assert interval_chunked.pooled(range(1, 5)) == pytest.approx(
+        interval_at_once.pooled(range(1, 5)), rel=1e-12
+    )
+
+
+def test_scoring_a_few_samples_at_a_time_gives_the_same_metrics_and_intervals(
+    los_loop, monkeypatch
+):
+    plan = make_plan("default", los_loop.num_steps, 12)
+    model = make_model("historical-average", input_len=12, horizon=12)
+    model.fit(los_loop.slice_steps(0, plan.fit_stop))
+    whole = score_fitted(model, los_loop, plan, levels=(80.0, 95.0))
+    # a budget of 3 samples' forecasts: the batches of a city ~100 times larger
+    monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", 3 * 12 * los_loop.num_sensors)
+    calls = []
+    predict = model.predict
+    monkeypatch.setattr(
+        model, "predict", lambda data, times: calls.append(times) or predict(data, times)
+    )
+    chunked = score_fitted(model, los_loop, plan, levels=(80.0, 95.0))
+    assert max(len(times) for times in calls) == 6  # 2 × the budget; intervals: 3
+    for a, b in zip((*whole.horizons, whole), (*chunked.horizons, chunked), strict=True):
+        metrics_a = a.metrics if hasattr(a, "metrics") else a.average
+        metrics_b = b.metrics if hasattr(b, "metrics") else b.average
+        assert metrics_b == pytest.approx(metrics_a, rel=1e-9)
+    assert chunked.validation == pytest.approx(whole.validation, rel=1e-9)
+    np.testing.assert_allclose(chunked.calibration.scale, whole.calibration.scale, rtol=1e-12)
+    np.testing.assert_allclose(chunked.calibration.scores, whole.calibration.scores, rtol=1e-6)
+
+
+def test_no_levels_calibrate_nothing_unless_asked(los_loop, monkeypatch):
+    plan = make_plan("default", los_loop.num_steps, 12)
+    model = make_model("last-value", input_len=12, horizon=12)
+    model.fit(los_loop.slice_steps(0, plan.fit_stop))
+    asked = []
+    calibrate = intervals.calibrate_on_validation
+    monkeypatch.setattr(
+        evaluation, "calibrate_on_validation", lambda *args: asked.append(1) or calibrate(*args)
+    )
+    plain = score_fitted(model, los_loop, plan)
+    assert plain.calibration is None and not asked
+    stored = score_fitted(model, los_loop, plan, calibrate=True)
+    assert stored.calibration is not None and asked == [1] and stored.levels == ()
+    assert stored.average == plain.average

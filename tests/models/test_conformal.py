@@ -11,10 +11,12 @@ from urbanflow.errors import ConfigError, DataError
 from urbanflow.models.conformal import (
     OnlineConformal,
     calibrate,
+    calibrate_batches,
     distribution_sd,
     interval_columns,
     parse_levels,
     probability_below,
+    replay_batch,
     replay_intervals,
     sorted_quantile,
 )
@@ -221,3 +223,41 @@ def test_a_poisson_spread_widens_intervals_with_the_forecast_mean():
         with_spread = probability_below(spread, spread.scale, busy, threshold)
         without = probability_below(flat, flat.scale, busy, threshold)
         assert (with_spread < without).all()  # a busy step's upper tail is wider
+
+
+@pytest.mark.parametrize("spread", ["none", "poisson"])
+def test_calibration_from_batches_equals_the_calibration_from_all_forecasts(spread):
+    readings, clean = noisy_series(steps=600)
+    readings[100:140, 2] = np.nan  # a gap: residuals unknown there
+    times = np.arange(12, 300)
+    forecasts = forecasts_of(clean, times, 4).astype(np.float32)
+    whole = calibrate(forecasts, times, readings, cutoff=280, spread=spread)
+    parts = [(times[i : i + 37], forecasts[i : i + 37]) for i in range(0, times.size, 37)]
+    batched = calibrate_batches(parts[::-1], readings, cutoff=280, spread=spread)  # any order
+    assert batched.scores.dtype == np.float32 and batched.scores.shape == whole.scores.shape
+    np.testing.assert_allclose(batched.scale, whole.scale, rtol=1e-12)
+    np.testing.assert_allclose(batched.scores, whole.scores, rtol=1e-6, atol=1e-6)
+    if spread != "none":
+        np.testing.assert_allclose(batched.validation_mae, whole.validation_mae, rtol=1e-6)
+
+
+def test_calibration_from_no_batches_is_a_one_line_error():
+    readings, _ = noisy_series()
+    with pytest.raises(ConfigError, match="validation residuals"):
+        calibrate_batches([], readings, cutoff=150)
+
+
+def test_intervals_replayed_batch_after_batch_equal_the_replay_of_all_samples():
+    readings, clean = noisy_series(steps=900)
+    validation = np.arange(12, 400)
+    calibration = calibrate(forecasts_of(clean, validation, 3), validation, readings, 400)
+    times = calibration.replay_times(12, 700)
+    forecasts = forecasts_of(clean, times, 3)
+    lower, upper = replay_intervals(calibration, forecasts, times, readings, (80.0, 95.0))
+    state = OnlineConformal(calibration, (80.0, 95.0))
+    parts = [
+        replay_batch(state, forecasts[i : i + 50], times[i : i + 50], readings)
+        for i in range(0, times.size, 50)
+    ]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), lower)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), upper)

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from urbanflow.data.dataset import CityDataset
-from urbanflow.data.windows import batches, target_windows
-from urbanflow.evaluation.intervals import calibrate_on_validation, interval_metrics
+from urbanflow.data.windows import target_windows
+from urbanflow.evaluation.intervals import (
+    calibrate_on_validation,
+    forecast_batches,
+    interval_metrics,
+)
 from urbanflow.evaluation.metrics import ErrorTotals, default_mape_threshold
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import FitProgress, Forecaster
@@ -18,7 +22,6 @@ from urbanflow.models.conformal import Calibration
 from urbanflow.models.registry import make_model
 from urbanflow.version import __version__
 
-BATCH_SIZE = 256
 SampleProgress = Callable[[int, int], None]
 """Scoring progress: (samples forecast so far, samples in all)."""
 
@@ -184,6 +187,7 @@ def evaluate(
     fit_progress: FitProgress | None = None,
     levels: Sequence[float] = (),
     mape_threshold: float | None = None,
+    calibrate: bool = False,
 ) -> EvaluationResult:
     """Fit ``model`` on steps ``[0, plan.fit_stop)`` only, then score held-out samples.
 
@@ -208,6 +212,8 @@ def evaluate(
     mape_threshold
         ``mape_above`` counts targets at or above it; ``None`` (default): the default for the
         dataset's kind (``metrics.default_mape_threshold``).
+    calibrate
+        Make the conformal calibration even without ``levels`` (default False).
     """
     started = time.perf_counter()
     model.fit(
@@ -217,7 +223,15 @@ def evaluate(
     )
     train_seconds = time.perf_counter() - started
     return score_fitted(
-        model, dataset, plan, model_name, progress, train_seconds, levels, mape_threshold
+        model,
+        dataset,
+        plan,
+        model_name,
+        progress,
+        train_seconds,
+        levels,
+        mape_threshold,
+        calibrate,
     )
 
 
@@ -230,6 +244,7 @@ def evaluate_by_name(
     fit_progress: FitProgress | None = None,
     levels: Sequence[float] = (),
     mape_threshold: float | None = None,
+    calibrate: bool = False,
 ) -> tuple[EvaluationResult, Forecaster]:
     """Make the registry model ``model_name`` for ``plan``, then ``evaluate`` it.
 
@@ -251,6 +266,8 @@ def evaluate_by_name(
         Interval levels in percent to score (default: none).
     mape_threshold
         ``mape_above`` threshold; ``None`` (default): the default for the dataset's kind.
+    calibrate
+        Make the conformal calibration even without ``levels`` (default False).
 
     Returns the result and the fitted model.
     """
@@ -258,7 +275,7 @@ def evaluate_by_name(
         model_name, input_len=plan.input_len, horizon=plan.horizon, **(hyperparameters or {})
     )
     result = evaluate(
-        model, dataset, plan, model_name, progress, fit_progress, levels, mape_threshold
+        model, dataset, plan, model_name, progress, fit_progress, levels, mape_threshold, calibrate
     )
     return result, model
 
@@ -272,6 +289,7 @@ def score_fitted(
     train_seconds: float = 0.0,
     levels: Sequence[float] = (),
     mape_threshold: float | None = None,
+    calibrate: bool = False,
 ) -> EvaluationResult:
     """Score a fitted ``model`` on the plan's validation and test samples.
 
@@ -291,10 +309,13 @@ def score_fitted(
         Seconds the fit took, recorded on the result (default 0.0).
     levels
         Interval levels in percent to score (default: none). The conformal calibration is
-        made in any case when the plan has validation samples.
+        made when there are levels (or ``calibrate``) and the plan's validation samples allow.
     mape_threshold
         ``mape_above`` counts targets at or above it; ``None`` (default): the default for the
         dataset's kind (``metrics.default_mape_threshold``).
+    calibrate
+        Make the conformal calibration (``result.calibration``, which bundles store) even
+        without ``levels`` (default False: ``--levels none`` calibrates nothing).
     """
     if mape_threshold is None:
         mape_threshold = default_mape_threshold(dataset.kind)
@@ -306,8 +327,7 @@ def score_fitted(
     times = np.unique(np.concatenate([plan.test_times, plan.validation_times]))
     started = time.perf_counter()
     done = 0
-    for batch in batches(times, BATCH_SIZE):
-        forecast = model.predict(dataset, batch)
+    for batch, forecast in forecast_batches(model, dataset, times):
         for group, total in zip(groups, totals, strict=True):
             selected = np.isin(batch, group.times)
             if selected.any():
@@ -321,7 +341,7 @@ def score_fitted(
 
     count = len(plan.test_groups)
     metrics = [t.pooled(g.steps) for g, t in zip(groups, totals, strict=True)]
-    calibration = calibrate_on_validation(model, dataset, plan)
+    calibration = calibrate_on_validation(model, dataset, plan) if levels or calibrate else None
     if levels and calibration is not None:
         scored = interval_metrics(model, dataset, plan, calibration, levels, groups[: count + 1])
         for point, interval in zip(metrics, scored, strict=False):

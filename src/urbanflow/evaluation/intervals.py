@@ -8,21 +8,26 @@ would have arrived before it was issued.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from urbanflow.data.dataset import CityDataset
+from urbanflow.data.windows import batches, target_windows
+from urbanflow.evaluation import metrics
 from urbanflow.evaluation.metrics import IntervalTotals
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import Forecaster
 from urbanflow.models.conformal import (
     Calibration,
-    calibrate,
+    OnlineConformal,
+    calibrate_batches,
     can_calibrate,
-    replay_intervals,
+    replay_batch,
 )
-from urbanflow.models.forecast import predict_samples
+
+BATCH_SIZE = 256
+"""Most samples forecast at once while scoring (fewer in a large city: ``forecast_batches``)."""
 
 
 def calibrate_on_validation(
@@ -45,12 +50,10 @@ def calibrate_on_validation(
     readings = dataset.readings[..., 0]
     if not can_calibrate(plan.validation_times, readings, plan.horizon, cutoff):
         return None
-    forecasts = predict_samples(model, dataset, plan.validation_times)
     cutoff_time = dataset.timestamps[min(cutoff, dataset.num_steps - 1)].isoformat()
     spread, dispersion = model.forecast_distribution()
-    return calibrate(
-        forecasts,
-        plan.validation_times,
+    return calibrate_batches(
+        forecast_batches(model, dataset, plan.validation_times),
         readings,
         cutoff,
         cutoff_time,
@@ -99,24 +102,47 @@ def interval_metrics(
     groups
         The score groups (test horizons, average) to report.
     """
-    times = replay_span(plan, calibration)
     readings = dataset.readings[..., 0]
-    forecasts = predict_samples(model, dataset, times)
-    lower, upper = replay_intervals(calibration, forecasts, times, readings, levels)
-    position = {int(t): i for i, t in enumerate(times)}
-    results = []
-    for group in groups:
-        rows = np.array([position[int(t)] for t in group.times], dtype=np.int64)
-        steps = max(group.steps)
-        totals = IntervalTotals(tuple(levels), steps)
-        target_steps = group.times[:, None] + np.arange(steps)
-        targets = readings[target_steps]
-        totals.add(
-            targets,
-            forecasts[rows, :steps],
-            lower[rows][:, :, :steps],
-            upper[rows][:, :, :steps],
-            dataset.metadata.null_value,
-        )
-        results.append(totals.pooled(group.steps))
-    return results
+    state = OnlineConformal(calibration, levels)
+    totals = [IntervalTotals(tuple(levels), max(group.steps)) for group in groups]
+    for times, forecasts in forecast_batches(
+        model, dataset, replay_span(plan, calibration), len(levels)
+    ):
+        lower, upper = replay_batch(state, forecasts, times, readings)
+        for group, total in zip(groups, totals, strict=True):
+            rows = np.isin(times, group.times)
+            if rows.any():
+                steps = total.steps
+                total.add(
+                    target_windows(dataset.readings, times[rows], steps),
+                    forecasts[rows, :steps],
+                    lower[rows][:, :, :steps],
+                    upper[rows][:, :, :steps],
+                    dataset.metadata.null_value,
+                )
+    return [total.pooled(group.steps) for group, total in zip(groups, totals, strict=True)]
+
+
+def forecast_batches(
+    model: Forecaster, dataset: CityDataset, times: np.ndarray, copies: int = 1
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(times [b], forecasts [b h n])`` of consecutive batches of ``times``, each small enough
+    that ``copies`` ``[b h n]`` arrays fit :data:`~urbanflow.evaluation.metrics.CHUNK_ELEMENTS`
+    numbers twice over (at most 256 samples): scoring memory does not grow with the sensors.
+
+    Parameters
+    ----------
+    model
+        A fitted forecaster.
+    dataset
+        The data it forecasts.
+    times
+        ``[s]`` sample times, in the order wanted.
+    copies
+        Arrays of ``[b h n]`` the caller makes of each batch, e.g. one per interval level
+        (default 1).
+    """
+    per_sample = max(copies, 1) * model.horizon * dataset.num_sensors
+    size = min(BATCH_SIZE, max(1, 2 * metrics.CHUNK_ELEMENTS // per_sample))
+    for batch in batches(np.asarray(times, dtype=np.int64), size):
+        yield batch, model.predict(dataset, batch)

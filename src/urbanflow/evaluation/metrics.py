@@ -48,6 +48,29 @@ def metric_label(name: str, mape_threshold: float) -> str:
     return name.replace("_accuracy", " acc")
 
 
+CHUNK_ELEMENTS = 1 << 22
+"""Most numbers per sample in one temporary array of the metric sums (32 MB in float64): the
+totals add large ``[b h n]`` arrays a few samples at a time, so that their memory does not
+grow with the number of sensors."""
+
+
+def row_chunks(rows: int, per_row: int, budget: int | None = None) -> list[slice]:
+    """Consecutive slices of ``range(rows)``, each of at most ``budget`` numbers (one row at
+    least).
+
+    Parameters
+    ----------
+    rows
+        Rows (samples) to cover.
+    per_row
+        Numbers in one row, e.g. ``h·n`` of a ``[b h n]`` array.
+    budget
+        Most numbers in one slice; ``None`` (default): :data:`CHUNK_ELEMENTS`.
+    """
+    size = max(1, (budget or CHUNK_ELEMENTS) // max(per_row, 1))
+    return [slice(start, start + size) for start in range(0, rows, size)]
+
+
 def present(targets: np.ndarray, null_value: float | None = None) -> np.ndarray:
     """Boolean mask of targets that count: not NaN and not the null value.
 
@@ -142,21 +165,31 @@ class ErrorTotals:
             The dataset's declared null value: targets equal to it are missing too; ``None``
             (default): only NaN is missing.
         """
+        for rows in row_chunks(targets.shape[0], targets[0].size):
+            self._add_chunk(targets[rows], forecasts[rows], null_value)
+
+    def _add_chunk(
+        self, targets: np.ndarray, forecasts: np.ndarray, null_value: float | None
+    ) -> None:
         mask = present(targets, null_value)
-        y = np.where(mask, targets, 0.0).astype(np.float64)
-        error = np.where(mask, y - forecasts, 0.0)
+        y = np.zeros(targets.shape, dtype=np.float64)
+        np.copyto(y, targets, where=mask)
+        error = np.subtract(y, forecasts, dtype=np.float64)
+        np.copyto(error, 0.0, where=~mask)
         nonzero = mask & (y != 0)
+        work = np.abs(error)  # |y - ŷ|; reused below for the other sums
         self.count += mask.sum(axis=(0, 2))
-        self.abs_error += np.abs(error).sum(axis=(0, 2))
-        self.sq_error += np.square(error).sum(axis=(0, 2))
-        self.abs_target += np.abs(y).sum(axis=(0, 2))
-        self.sq_target += np.square(y).sum(axis=(0, 2))
-        ratio = np.divide(np.abs(error), np.abs(y), out=np.zeros_like(y), where=nonzero)
-        self.ape += ratio.sum(axis=(0, 2))
-        self.ape_count += nonzero.sum(axis=(0, 2))
+        self.abs_error += work.sum(axis=(0, 2))
+        self.ape += np.divide(work, np.abs(y), out=np.zeros_like(y), where=nonzero).sum(axis=(0, 2))
         above = nonzero & (y >= self.mape_threshold)
-        self.ape_above += np.where(above, ratio, 0.0).sum(axis=(0, 2))
+        np.divide(work, np.abs(y), out=work, where=above)
+        np.copyto(work, 0.0, where=~above)
+        self.ape_above += work.sum(axis=(0, 2))
+        self.ape_count += nonzero.sum(axis=(0, 2))
         self.ape_above_count += above.sum(axis=(0, 2))
+        self.sq_error += np.square(error, out=error).sum(axis=(0, 2))
+        self.abs_target += np.abs(y, out=error).sum(axis=(0, 2))
+        self.sq_target += np.square(y, out=y).sum(axis=(0, 2))
 
     def pooled(self, steps: list[int] | range) -> dict[str, float]:
         """Metrics over the 1-based ``steps`` taken together.
@@ -308,6 +341,17 @@ class IntervalTotals:
         null_value
             The dataset's null value: targets equal to it are missing too.
         """
+        for rows in row_chunks(lower.shape[0], lower[0].size):
+            self._add_chunk(targets[rows], forecasts[rows], lower[rows], upper[rows], null_value)
+
+    def _add_chunk(
+        self,
+        targets: np.ndarray,
+        forecasts: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        null_value: float | None,
+    ) -> None:
         mask = present(targets, null_value)
         y = np.where(mask, targets, 0.0)[:, None]  # [b 1 h n]
         m = mask[:, None]

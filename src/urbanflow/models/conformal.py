@@ -30,7 +30,7 @@ Shapes: forecasts ``[s h n]`` (samples, steps, sensors), readings ``[t n]``, int
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -260,10 +260,17 @@ def can_calibrate(times: np.ndarray, readings: np.ndarray, horizon: int, cutoff:
     cutoff
         The first sample time that will get intervals.
     """
-    target_step = np.asarray(times)[:, None] + np.arange(horizon)  # [s h]
-    usable = target_step < min(cutoff, readings.shape[0])
-    present = ~np.isnan(readings[np.minimum(target_step, readings.shape[0] - 1)])  # [s h n]
-    return bool((usable[..., None] & present).any(axis=(0, 2)).all())
+    times = np.asarray(times, dtype=np.int64)
+    end = min(cutoff, readings.shape[0])
+    # one step at a time: never the [s h n] gather
+    return all(_any_present(readings, times[times + k < end] + k) for k in range(horizon))
+
+
+def _any_present(readings: np.ndarray, steps: np.ndarray, rows: int = 256) -> bool:
+    return any(
+        not np.isnan(readings[steps[start : start + rows]]).all()
+        for start in range(0, steps.size, rows)
+    )
 
 
 def calibrate(
@@ -299,41 +306,153 @@ def calibrate(
     dispersion
         ``[n]`` negative-binomial ``α`` per sensor, for that spread only.
     """
+    return calibrate_batches(
+        [(np.asarray(times), forecasts)], readings, cutoff, cutoff_time, counts, spread, dispersion
+    )
+
+
+def calibrate_batches(
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    readings: np.ndarray,
+    cutoff: int,
+    cutoff_time: str = "",
+    counts: bool = False,
+    spread: str = "none",
+    dispersion: np.ndarray | None = None,
+) -> Calibration:
+    """:func:`calibrate` from the validation forecasts given a batch of samples at a time.
+
+    Only the residuals are kept (``[s h n]`` float32, step by step), never the forecasts, and
+    the scores are float32: a city of 10,000 sensors calibrates in a few times the memory of
+    its residuals.
+
+    Parameters
+    ----------
+    batches
+        ``(times [b], forecasts [b h n])`` of the validation samples, in any order.
+    readings
+        ``[t n]`` readings of channel 0 (NaN where missing); only targets before ``cutoff``
+        are read.
+    cutoff
+        The first sample time that will get intervals (:func:`calibrate`).
+    cutoff_time
+        ISO time of step ``cutoff`` (default: unknown).
+    counts
+        Whether the data are whole non-negative numbers (:attr:`Calibration.counts`).
+    spread
+        The fitted distribution's family (:attr:`Calibration.spread`; default ``none``).
+    dispersion
+        ``[n]`` negative-binomial ``α`` per sensor, for that spread only.
+    """
     if spread not in SPREADS:
         raise ConfigError(f"spread {spread!r} is unknown; choose one of {', '.join(SPREADS)}")
-    targets, target_step = residual_targets(forecasts, times, readings)
-    known = (target_step < cutoff)[..., None] & ~np.isnan(targets)  # [s h n]
-    if not known.any(axis=(0, 2)).all():
+    sums: ResidualSums | None = None
+    for times, forecasts in batches:
+        if sums is None:
+            sums = ResidualSums(forecasts.shape[1], forecasts.shape[2])
+        sums.add(forecasts, times, readings, cutoff, spread, dispersion)
+    if sums is None or not (sums.count.sum(axis=1) > 0).all():
         raise ConfigError(
             "intervals need validation residuals at every horizon step before the test part; "
             "give a longer validation part (--split) or a shorter horizon"
         )
-    error = np.where(known, targets - forecasts, np.nan)
-    residual = error / distribution_sd(spread, forecasts, dispersion)
-    absolute = np.abs(residual)
-    count = known.sum(axis=0)  # [h n]
-    pooled = np.nanmean(absolute, axis=(0, 2))  # [h]
-    own = np.nansum(absolute, axis=0)  # [h n]
-    scale = (own + SCALE_PRIOR * pooled[:, None]) / (count + SCALE_PRIOR)
+    pooled = sums.own.sum(axis=1) / sums.count.sum(axis=1)  # [h] mean absolute residual
+    scale = (sums.own + SCALE_PRIOR * pooled[:, None]) / (sums.count + SCALE_PRIOR)
     scale = np.maximum(scale, 1e-6 * np.maximum(pooled[:, None], 1e-12))
-    normalised = residual / scale  # [s h n]
-    horizon = forecasts.shape[1]
-    per_step = [np.sort(normalised[:, k][known[:, k]]) for k in range(horizon)]
-    width = max(len(s) for s in per_step)
-    scores = np.stack([resample_sorted(s, width) for s in per_step])
+    width = int(sums.count.sum(axis=1).max())
+    scores = np.empty((sums.horizon, width), dtype=np.float32)
+    for k in range(sums.horizon):
+        normalised = np.divide(sums.take_step(k), scale[k], dtype=np.float64)  # [s n]
+        known = normalised[~np.isnan(normalised)]
+        known.sort()
+        scores[k] = resample_sorted(known, width)
     return Calibration(
-        scores=scores.astype(np.float64),
-        scale=scale.astype(np.float64),
+        scores=scores,
+        scale=scale,
         cutoff=int(cutoff),
-        half_life_steps=float(horizon),
+        half_life_steps=float(sums.horizon),
         cutoff_time=cutoff_time,
         counts=counts,
         spread=spread,
         dispersion=None if dispersion is None else np.asarray(dispersion, dtype=np.float64),
         validation_mae=None
         if spread == "none"
-        else np.nan_to_num(np.nanmean(np.abs(error), axis=0)).astype(np.float64),
+        else np.divide(
+            sums.abs_error, sums.count, out=np.zeros_like(sums.abs_error), where=sums.count > 0
+        ),
     )
+
+
+class ResidualSums:
+    """Validation residuals of a calibration, added a batch of samples at a time: the sums
+    per step and sensor that give the scales, and the residuals themselves (float32, NaN where
+    unknown), kept per step so that each step's scores free its residuals.
+
+    Parameters
+    ----------
+    horizon
+        ``h``, steps of each forecast.
+    sensors
+        ``n``, sensors of each forecast.
+    """
+
+    def __init__(self, horizon: int, sensors: int) -> None:
+        self.horizon = horizon
+        self.count = np.zeros((horizon, sensors))  # known residuals
+        self.own = np.zeros((horizon, sensors))  # sum of |residual| (spread-scaled)
+        self.abs_error = np.zeros((horizon, sensors))  # sum of |y - ŷ| in the data's unit
+        self.parts: list[list[np.ndarray]] = [[] for _ in range(horizon)]
+
+    def add(
+        self,
+        forecasts: np.ndarray,
+        times: np.ndarray,
+        readings: np.ndarray,
+        cutoff: int,
+        spread: str = "none",
+        dispersion: np.ndarray | None = None,
+    ) -> None:
+        """Add the residuals of ``[b h n]`` forecasts at ``times`` whose targets lie before
+        ``cutoff``.
+
+        Parameters
+        ----------
+        forecasts
+            ``[b h n]`` forecasts of the samples at ``times``.
+        times
+            ``[b]`` their sample times.
+        readings
+            ``[t n]`` readings of channel 0, NaN where missing.
+        cutoff
+            Only targets at steps before it count.
+        spread
+            The distribution family whose standard deviation divides each residual.
+        dispersion
+            ``[n]`` negative-binomial ``α`` per sensor, for that spread only.
+        """
+        targets, target_step = residual_targets(forecasts, times, readings)
+        known = (target_step < cutoff)[..., None] & ~np.isnan(targets)  # [b h n]
+        error = np.where(known, targets - forecasts, np.nan)
+        residual = error
+        if spread != "none":
+            residual = error / distribution_sd(spread, forecasts, dispersion)
+            self.abs_error += np.nansum(np.abs(error), axis=0, dtype=np.float64)
+        self.count += known.sum(axis=0)
+        self.own += np.nansum(np.abs(residual), axis=0, dtype=np.float64)
+        for k in range(self.horizon):
+            self.parts[k].append(residual[:, k].astype(np.float32))
+
+    def take_step(self, k: int) -> np.ndarray:
+        """``[s n]`` float32 residuals of step ``k`` (0-based), NaN where unknown; the sums
+        keep them no longer.
+
+        Parameters
+        ----------
+        k
+            The step, 0-based.
+        """
+        parts, self.parts[k] = self.parts[k], []
+        return np.concatenate(parts)
 
 
 def resample_sorted(values: np.ndarray, size: int) -> np.ndarray:
@@ -553,10 +672,31 @@ def replay_intervals(
     levels
         Interval levels in percent.
     """
+    return replay_batch(OnlineConformal(calibration, levels), forecasts, times, readings)
+
+
+def replay_batch(
+    state: OnlineConformal, forecasts: np.ndarray, times: np.ndarray, readings: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`replay_intervals` of one batch of samples, going on from ``state``: batch after
+    batch of consecutive samples gives the intervals of all of them at once, in the memory of
+    one batch.
+
+    Parameters
+    ----------
+    state
+        The online state, updated up to the sample before ``times[0]``; updated in place.
+    forecasts
+        ``[s h n]`` point forecasts of the samples at ``times``.
+    times
+        ``[s]`` consecutive increasing sample times, following the state's last sample.
+    readings
+        ``[t n]`` readings of channel 0, NaN where missing.
+    """
     times = np.asarray(times, dtype=np.int64)
     if times.size and np.any(np.diff(times) != 1):
         raise ValueError("replay_intervals needs consecutive sample times")
-    state = OnlineConformal(calibration, levels)
+    calibration = state.calibration
     shape = (len(times), len(state.levels), *forecasts.shape[1:])
     lower = np.full(shape, np.nan)
     upper = np.full(shape, np.nan)
