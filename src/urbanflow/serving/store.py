@@ -103,6 +103,7 @@ class ReadingStore:
         # This process is the store's one writer (DuckDB locks the file) and readings are never
         # deleted, so the newest time is kept here instead of scanning the table per request.
         self._latest = None if newest is None else pd.Timestamp(newest)
+        self._wanted: tuple[tuple[str, ...], pd.DataFrame] | None = None
 
     def _prepare(self) -> None:
         """Check an existing file's schema before touching it; create or migrate it."""
@@ -277,20 +278,38 @@ class ReadingStore:
     def window(self, sensor_ids: tuple[str, ...], times: pd.DatetimeIndex) -> np.ndarray:
         """``[t n]`` readings of ``sensor_ids`` at ``times`` (UTC grid), NaN where absent."""
         first, last = _naive_utc(times[0]), _naive_utc(times[-1])
+        step_us = (times[1] - times[0]) // pd.Timedelta(microseconds=1) if len(times) > 1 else 1
+        # Rows and columns are found in DuckDB (a join on the wanted sensors' positions, the
+        # time's offset from the first step): no Python string per reading at 10,000 sensors.
+        wanted = self._positions(sensor_ids)
         with self._lock:
-            rows = self._connection.execute(
-                "SELECT sensor_id, ts, value FROM readings WHERE ts >= ? AND ts <= ?",
-                [first, last],
-            ).df()
+            self._connection.register("wanted_sensors", wanted)
+            try:
+                found = self._connection.execute(
+                    "SELECT w.position, (epoch_us(r.ts) - epoch_us(?::TIMESTAMP)) // ? AS step, "
+                    "(epoch_us(r.ts) - epoch_us(?::TIMESTAMP)) % ? AS off_grid, r.value "
+                    "FROM readings r JOIN wanted_sensors w USING (sensor_id) "
+                    "WHERE r.ts >= ? AND r.ts <= ?",
+                    [first, step_us, first, step_us, first, last],
+                ).fetchnumpy()
+            finally:
+                self._connection.unregister("wanted_sensors")
         values = np.full((len(times), len(sensor_ids)), np.nan, dtype=np.float32)
-        if rows.empty:
-            return values
-        column = pd.Index(sensor_ids).get_indexer(rows["sensor_id"])
-        stamps = pd.DatetimeIndex(pd.to_datetime(rows["ts"])).tz_localize("UTC")
-        row = times.get_indexer(stamps)
-        keep = (column >= 0) & (row >= 0)
-        values[row[keep], column[keep]] = rows["value"].to_numpy(dtype=np.float32)[keep]
+        on_grid = np.asarray(found["off_grid"]) == 0
+        row = np.asarray(found["step"], dtype=np.int64)[on_grid]
+        column = np.asarray(found["position"], dtype=np.int64)[on_grid]
+        values[row, column] = np.asarray(found["value"], dtype=np.float32)[on_grid]
         return values
+
+    def _positions(self, sensor_ids: tuple[str, ...]) -> pd.DataFrame:
+        """``sensor_id, position`` of ``sensor_ids``, kept for the last tuple asked."""
+        cached = self._wanted
+        if cached is None or cached[0] is not sensor_ids:
+            frame = pd.DataFrame(
+                {"sensor_id": list(sensor_ids), "position": np.arange(len(sensor_ids))}
+            )
+            cached = self._wanted = (sensor_ids, frame)
+        return cached[1]
 
     def readings_at(self, time: pd.Timestamp) -> int:
         """How many readings are stored for step ``time`` (UTC)."""
@@ -421,28 +440,40 @@ class ReadingStore:
             ).fetchall()
             if not header:
                 return None
-            rows = self._connection.execute(
-                "SELECT sensor_id, horizon_steps, value, last_value, lower, upper "
-                "FROM forecast_values WHERE issued_at = ?",
-                [header[0][0]],
-            ).df()
+            k = len(header[0][8])
+            # each level's bound as its own column (list elements are 1-based), and the
+            # sensors' positions joined in DuckDB: no Python object per row
+            bounds = "".join(
+                f", f.{name}[{level + 1}] AS {name}_{level}"
+                for level in range(k)
+                for name in ("lower", "upper")
+            )
+            self._connection.register("wanted_sensors", self._positions(tuple(sensor_ids)))
+            try:
+                rows = self._connection.execute(
+                    "SELECT w.position, f.horizon_steps, f.value, "
+                    f"coalesce(f.last_value, 'NaN'::FLOAT) AS last_value{bounds} "
+                    "FROM forecast_values f JOIN wanted_sensors w USING (sensor_id) "
+                    "WHERE f.issued_at = ?",
+                    [header[0][0]],
+                ).fetchnumpy()
+            finally:
+                self._connection.unregister("wanted_sensors")
         (stamp, model, version, fingerprint, start, end, seconds, horizon, levels, stored_at) = (
             header[0]
         )
-        n, k = len(sensor_ids), len(levels)
+        n = len(sensor_ids)
         values = np.full((horizon, n), np.nan)
         latest = np.full(n, np.nan)
         lower = np.full((k, horizon, n), np.nan)
         upper = np.full((k, horizon, n), np.nan)
-        column = pd.Index(sensor_ids).get_indexer(rows["sensor_id"])
-        keep = column >= 0
-        column, rows = column[keep], rows[keep]
-        step = rows["horizon_steps"].to_numpy(dtype=np.int64) - 1
-        values[step, column] = rows["value"].to_numpy(dtype=np.float64)
-        latest[column] = rows["last_value"].to_numpy(dtype=np.float64, na_value=np.nan)
-        if k and len(rows):
-            lower[:, step, column] = np.stack(rows["lower"].to_list()).T
-            upper[:, step, column] = np.stack(rows["upper"].to_list()).T
+        column = np.asarray(rows["position"], dtype=np.int64)
+        step = np.asarray(rows["horizon_steps"], dtype=np.int64) - 1
+        values[step, column] = np.asarray(rows["value"], dtype=np.float64)
+        latest[column] = np.asarray(rows["last_value"], dtype=np.float64)
+        for level in range(k):
+            lower[level, step, column] = np.asarray(rows[f"lower_{level}"], dtype=np.float64)
+            upper[level, step, column] = np.asarray(rows[f"upper_{level}"], dtype=np.float64)
         available = np.zeros(n, dtype=bool)
         available[column] = True
         return IssuedForecast(
