@@ -91,13 +91,19 @@ def is_main_process() -> bool:
 def wrap(network: nn.Module) -> nn.Module:
     """``network`` inside ``DistributedDataParallel`` when several processes train, else itself.
 
+    Its parameters and dense buffers (e.g. batch-norm statistics) are broadcast from rank 0;
+    sparse buffers, which DDP cannot broadcast, are left out: they hold the sensor graph,
+    built alike on every rank and never trained.
+
     Parameters
     ----------
     network
-        The network to train; its parameters are broadcast from rank 0 when wrapped.
+        The network to train.
     """
     if not current().is_distributed:
         return network
+    sparse = [name for name, buffer in network.named_buffers() if buffer.layout != torch.strided]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(network, sparse)
     device = next(network.parameters()).device
     return DistributedDataParallel(network, device_ids=[device] if device.type == "cuda" else None)
 
