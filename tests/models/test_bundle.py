@@ -8,8 +8,11 @@ import torch
 from urbanflow import CityDataset, DatasetMetadata, SensorGraph, Sensors
 from urbanflow.errors import DataError
 from urbanflow.evaluation.evaluate import evaluate
+from urbanflow.evaluation.intervals import calibrate_on_validation
 from urbanflow.evaluation.protocol import default_plan
+from urbanflow.models import forecast
 from urbanflow.models.bundle import CARD, WEIGHTS, load_bundle, save_bundle
+from urbanflow.models.conformal import replay_intervals
 from urbanflow.models.forecast import forecast_table, issue_index
 from urbanflow.models.registry import make_model
 from urbanflow.training.tensors import SeriesTensors
@@ -146,3 +149,20 @@ def test_an_ensemble_averages_its_members_and_round_trips(tmp_path):
     loaded, card = load_bundle(folder)
     np.testing.assert_array_equal(loaded.predict(city, times), model.predict(city, times))
     assert len(card["training"]["members"]) == 2
+
+
+def test_intervals_replayed_batch_by_batch_equal_one_replay_of_the_span(trained, monkeypatch):
+    city, model, _, _ = trained
+    plan = default_plan(city.num_steps, 12, (1, 6))
+    calibration = calibrate_on_validation(model, city, plan)
+    samples = np.array([city.num_steps, calibration.cutoff + 3, city.num_steps - 40])
+    times = calibration.replay_times(model.input_len, city.num_steps)
+    forecasts = model.predict(city, times)
+    lower, upper = replay_intervals(calibration, forecasts, times, city.readings[..., 0], (80, 95))
+    rows = samples - times[0]
+    monkeypatch.setattr(forecast, "REPLAY_BATCH_ELEMENTS", 7 * model.horizon * city.num_sensors * 5)
+    assert forecast.replay_batch_size(model.horizon, city.num_sensors, 2) == 7  # many batches
+    got = forecast.replayed_intervals(model, city, samples, (80, 95), calibration)
+    for part, expected in zip(got, (forecasts[rows], lower[rows], upper[rows]), strict=True):
+        np.testing.assert_array_equal(part, expected)
+    assert np.isfinite(got[1]).all()

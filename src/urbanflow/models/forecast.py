@@ -17,7 +17,12 @@ from urbanflow.data.timegrid import parse_local_time
 from urbanflow.data.windows import batches
 from urbanflow.errors import ConfigError, DataError
 from urbanflow.models.base import Forecaster
-from urbanflow.models.conformal import Calibration, interval_columns, replay_intervals
+from urbanflow.models.conformal import (
+    Calibration,
+    OnlineConformal,
+    interval_columns,
+    replay_batch,
+)
 
 
 def issue_index(dataset: CityDataset, when: str | pd.Timestamp, input_len: int) -> int:
@@ -141,10 +146,41 @@ def replayed_intervals(
             "validation part that calibrated them; ask for that time or later"
         )
     times = calibration.replay_times(model.input_len, int(samples.max()))
-    forecasts = predict_samples(model, dataset, times)
-    lower, upper = replay_intervals(calibration, forecasts, times, dataset.readings[..., 0], levels)
-    rows = samples - times[0]
+    kept = np.unique(samples)
+    state = OnlineConformal(calibration, levels)
+    readings = dataset.readings[..., 0]
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    size = replay_batch_size(model.horizon, dataset.num_sensors, len(levels))
+    for batch in batches(times, size):  # the replay's memory is one batch's, not the span's
+        forecasts = model.predict(dataset, batch)
+        lower, upper = replay_batch(state, forecasts, batch, readings)
+        rows = np.isin(batch, kept)
+        if rows.any():
+            parts.append((forecasts[rows], lower[rows], upper[rows]))
+    forecasts, lower, upper = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+    rows = np.searchsorted(kept, samples)
     return forecasts[rows], lower[rows], upper[rows]
+
+
+REPLAY_BATCH_ELEMENTS = 2**24
+"""Most numbers (forecasts and both bounds of every level) one batch of a replay holds."""
+
+
+def replay_batch_size(horizon: int, num_sensors: int, num_levels: int) -> int:
+    """Samples per batch of an interval replay: at most 256, and few enough that a batch's
+    forecasts and bounds hold at most :data:`REPLAY_BATCH_ELEMENTS` numbers.
+
+    Parameters
+    ----------
+    horizon
+        ``H``, steps per forecast.
+    num_sensors
+        ``n``, sensors per forecast.
+    num_levels
+        ``K``, interval levels (each has a lower and an upper bound).
+    """
+    per_sample = horizon * num_sensors * (1 + 2 * num_levels)
+    return max(1, min(256, REPLAY_BATCH_ELEMENTS // max(per_sample, 1)))
 
 
 def forecast_table(
