@@ -21,6 +21,7 @@ from urbanflow.models.networks import (
     check_dense_memory,
     parameter_count,
 )
+from urbanflow.training import distributed
 from urbanflow.training.engine import (
     EpochReport,
     TrainingOptions,
@@ -265,7 +266,8 @@ class NeuralForecaster(Forecaster):
             if self.time_budget_min is not None:
                 minutes_left = self.time_budget_min - (time.perf_counter() - started) / 60
                 first = self.training_reports_[0].seconds / 60 if member else 0.0
-                if member and minutes_left < first:  # no time for a network as good as the first
+                # no time for a network as good as the first (on any rank: all stop together)
+                if member and distributed.any_rank(minutes_left < first):
                     self._keep_members(member)
                     break
             label = f"network {member + 1}/{self.ensemble} · " if self.ensemble > 1 else ""
