@@ -175,5 +175,5 @@ def test_a_forecast_reads_only_its_input_windows_and_matches_the_full_series(
         ]
     ).mean(dim=0)
     series, _ = model.input_series(data, times)
-    assert series.values.shape[0] == 12 * 4 + 2  # four windows, one of them a run of three
+    assert series.readings.shape[0] == 12 * 4 + 2  # four windows, one of them a run of three
     np.testing.assert_allclose(model.predict(data, times), expected.numpy(), rtol=1e-6, atol=1e-6)

@@ -49,11 +49,9 @@ def tiny_series() -> SeriesTensors:
     rng = np.random.default_rng(0)
     values = np.cumsum(rng.standard_normal((60, SENSORS)), axis=0).astype(np.float32)
     values[rng.random(values.shape) < 0.2] = np.nan
-    present = ~np.isnan(values)
     return SeriesTensors(
-        values=torch.tensor(np.nan_to_num(values)),
-        present=torch.tensor(present, dtype=torch.float32),
-        raw=torch.tensor(np.nan_to_num(values)),
+        readings=torch.tensor(values),
+        scaler=Scaler(0.0, 1.0),
         tod=torch.zeros(60 + HORIZON, dtype=torch.int64),
         dow=torch.zeros(60 + HORIZON, dtype=torch.int64),
     )

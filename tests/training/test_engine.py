@@ -55,13 +55,10 @@ class Lagged(nn.Module):
 
 
 def series(values: np.ndarray, scaler: Scaler) -> SeriesTensors:
-    present = ~np.isnan(values)
-    scaled = np.where(present, (np.nan_to_num(values) - scaler.mean) / scaler.std, 0)
     steps = values.shape[0] + 4
     return SeriesTensors(
-        values=torch.tensor(scaled, dtype=torch.float32),
-        present=torch.tensor(present, dtype=torch.float32),
-        raw=torch.tensor(np.nan_to_num(values), dtype=torch.float32),
+        readings=torch.tensor(values, dtype=torch.float32),
+        scaler=scaler,
         tod=torch.zeros(steps, dtype=torch.int64),
         dow=torch.zeros(steps, dtype=torch.int64),
     )
@@ -208,8 +205,8 @@ def test_a_city_larger_than_a_step_is_trained_block_by_block_on_every_target():
     steps = [c for c in model.calls if c < 10]  # validation forecasts all 10 sensors
     assert len(steps) == 2 * math.ceil(len(times) / 50) * 3  # 3 blocks a batch, 2 epochs
     assert set(steps) == {3, 4}
-    index = torch.as_tensor(times)[:, None] + torch.arange(2)
-    assert report.targets == 2 * int(data.present[index].sum())  # every present target, twice
+    _, present = data.targets(torch.as_tensor(times), 2)
+    assert report.targets == 2 * int(present.sum())  # every present target, twice
     assert bool((model.weight != 0).all())  # every sensor's weight was trained
     whole = PerSensor(10, 2)
     train(
@@ -235,8 +232,7 @@ def test_the_streamed_validation_score_equals_the_score_of_all_forecasts_at_once
         model.weight.copy_(torch.linspace(0.5, 1.5, 5))
     times = np.arange(150, 196)
     forecast = predict_batches(model, data, times, 4, Scaler(0.0, 1.0))
-    index = torch.as_tensor(times)[:, None] + torch.arange(2)
-    target, mask = data.raw[index], data.present[index]
+    target, mask = data.targets(torch.as_tensor(times), 2)
     expected = float(((forecast - target).abs() * mask).sum() / mask.sum())
     assert validation_score(model, data, times, 4, 2, Scaler(0.0, 1.0)) == pytest.approx(expected)
     assert prediction_batch(207) == 256 and prediction_batch(20_000) == 13

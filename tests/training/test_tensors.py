@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from urbanflow import CityDataset, DatasetMetadata, SensorGraph, Sensors
+from urbanflow.data.catalog import load_dataset
 from urbanflow.data.windows import input_windows, target_windows
 from urbanflow.models.registry import make_model
 from urbanflow.training.tensors import Scaler, SeriesTensors
@@ -55,7 +56,7 @@ def test_input_series_holds_only_the_input_windows_of_the_full_series() -> None:
     full = SeriesTensors.build(city, scaler, 4, torch.device("cpu"))
     times = np.array([300, 6, 7, 8, 7, city.num_steps, 150])  # unsorted, repeated, the last
     series, rows = SeriesTensors.for_inputs(city, times, 6, scaler, 4, torch.device("cpu"))
-    assert series.values.shape[0] == 6 * 4 + 2  # three lone windows; 6, 7, 8 share 8 steps
+    assert series.readings.shape[0] == 6 * 4 + 2  # three lone windows; 6, 7, 8 share 8 steps
     for got, expected in zip(
         series.inputs(torch.as_tensor(rows), 6),
         full.inputs(torch.as_tensor(times), 6),
@@ -63,4 +64,10 @@ def test_input_series_holds_only_the_input_windows_of_the_full_series() -> None:
     ):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
     assert int(full.dow[:206].max()) == 6  # the holiday reads as a Sunday in both
-    assert series.tod.shape[0] == series.values.shape[0] + 4  # the calendar runs H past
+    assert series.tod.shape[0] == series.readings.shape[0] + 4  # the calendar runs H past
+
+
+def test_the_readings_are_held_once_shared_with_the_dataset():
+    city = load_dataset("los-loop")
+    series = SeriesTensors.build(city, Scaler.fit(city.readings[..., 0]), 12, torch.device("cpu"))
+    assert np.shares_memory(series.readings.numpy(), city.readings)

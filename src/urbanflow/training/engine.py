@@ -130,8 +130,8 @@ def forecast_batches(
     on the series' device and ``[b H n]`` forecasts in the original unit, the fitted mean for a
     distributional ``loss``, never below 0 when ``non_negative``."""
     network.eval()
-    device = series.values.device
-    size = prediction_batch(series.values.shape[1])
+    device = series.device
+    size = prediction_batch(series.num_sensors)
     with torch.no_grad():
         for start in range(0, len(times), size):
             batch = torch.as_tensor(times[start : start + size], device=device)
@@ -160,7 +160,7 @@ def predict_batches(
             out = torch.empty((len(times), *forecast.shape[1:]), dtype=torch.float32)
         out[done : done + len(batch)] = forecast.cpu()
         done += len(batch)
-    return out if out is not None else torch.empty((0, 0, series.values.shape[1]))
+    return out if out is not None else torch.empty((0, 0, series.num_sensors))
 
 
 def validation_criterion(loss: str) -> str:
@@ -257,13 +257,13 @@ def train(
     epoch on every rank as soon as one rank is out of time.
     """
     generator = seed_everything(options.seed)
-    device = train_series.values.device
+    device = train_series.device
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
     )
     ranks = distributed.current()
     model = distributed.wrap(network)  # ``network`` itself in a single process
-    num_sensors = train_series.values.shape[1]
+    num_sensors = train_series.num_sensors
     per_step = options.sensors_per_step if getattr(network, "sensor_subsets", False) else None
     blocks_per_batch = len(sensor_blocks(num_sensors, per_step, torch.Generator()))
     steps_per_epoch = math.ceil(len(train_times) / options.batch_size) * blocks_per_batch

@@ -40,16 +40,27 @@ class Scaler:
 
 @dataclass(frozen=True)
 class SeriesTensors:
-    """``values``, ``present``, ``raw``: ``[T n]``; ``tod``, ``dow``: ``[T + H]``.
+    """``readings``: ``[T n]`` float32 in the data's unit, NaN where missing; ``tod``,
+    ``dow``: ``[T + H]``; ``scaler``: the z-score of the network's inputs.
 
-    The calendar runs ``H`` steps past the end so that forecasts can look up target times.
+    The readings are held once: on the CPU the tensor shares the dataset's array, and the
+    z-scored inputs, presence masks and targets of a batch are derived from them when it is
+    gathered. The calendar runs ``H`` steps past the end so that forecasts can look up target
+    times.
     """
 
-    values: torch.Tensor
-    present: torch.Tensor
-    raw: torch.Tensor
+    readings: torch.Tensor
+    scaler: Scaler
     tod: torch.Tensor
     dow: torch.Tensor
+
+    @property
+    def num_sensors(self) -> int:
+        return int(self.readings.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.readings.device
 
     @classmethod
     def build(
@@ -120,20 +131,15 @@ class SeriesTensors:
     ) -> SeriesTensors:
         """The tensors of the readings at ``rows`` (a slice keeps the whole dataset uncopied),
         which are the sorted grid ``steps``; the calendar adds ``H`` steps past the last."""
-        readings = dataset.readings[rows, :, 0]
-        present = ~np.isnan(readings)
-        raw = np.nan_to_num(readings)  # a copy: missing readings read 0
-        scaled = scaler.transform(raw)
-        scaled[~present] = 0.0
+        readings = as_float32_tensor(dataset.readings[rows, :, 0], device)
         beyond = steps[-1] + 1 + np.arange(horizon) if len(steps) else np.arange(horizon)
         stamps = step_times(dataset, np.concatenate([steps, beyond]))
         _, slot = calendar_slots(stamps, dataset.step)
         meta = dataset.metadata
         weekday = day_types(stamps, weekdays, meta.country, meta.subdivision)
         return cls(
-            values=torch.as_tensor(scaled, dtype=torch.float32, device=device),
-            present=torch.as_tensor(present, dtype=torch.float32, device=device),
-            raw=torch.as_tensor(raw, dtype=torch.float32, device=device),
+            readings=readings,
+            scaler=scaler,
             tod=torch.as_tensor(slot, dtype=torch.int64, device=device),
             dow=torch.as_tensor(weekday, dtype=torch.int64, device=device),
         )
@@ -141,12 +147,33 @@ class SeriesTensors:
     def inputs(
         self, times: torch.Tensor, input_len: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x [b L n 2]``, ``tod [b L]``, ``dow [b L]`` for samples at ``times [b]``."""
+        """``x [b L n 2]`` (z-scored reading, 0 where missing; presence mask), ``tod [b L]``,
+        ``dow [b L]`` for samples at ``times [b]``."""
         index = times[:, None] + torch.as_tensor(input_offsets(input_len), device=times.device)
-        x = torch.stack([self.values[index], self.present[index]], dim=-1)
+        window = self.readings[index]
+        present = ~torch.isnan(window)
+        scaled = ((window - self.scaler.mean) / self.scaler.std).masked_fill_(~present, 0.0)
+        x = torch.stack([scaled, present.to(torch.float32)], dim=-1)
         return x, self.tod[index], self.dow[index]
 
     def targets(self, times: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``y [b H n]`` in the original unit and its presence mask."""
+        """``y [b H n]`` in the original unit (0 where missing) and its presence mask."""
         index = times[:, None] + torch.as_tensor(target_offsets(horizon), device=times.device)
-        return self.raw[index], self.present[index]
+        target = self.readings[index]
+        present = ~torch.isnan(target)
+        return target.masked_fill_(~present, 0.0), present.to(torch.float32)
+
+
+def as_float32_tensor(values: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``values`` as a float32 tensor on ``device``, sharing the array's memory when it already
+    is a writable C-contiguous float32 array and the device is the CPU (no copy of a city's
+    readings; the tensor is only ever read)."""
+    flags = values.flags
+    if (
+        device.type == "cpu"
+        and values.dtype == np.float32
+        and flags.c_contiguous
+        and flags.writeable
+    ):
+        return torch.from_numpy(values)
+    return torch.as_tensor(np.ascontiguousarray(values, dtype=np.float32), device=device)
