@@ -347,14 +347,17 @@ function drawNow() {
   const ratio = window.devicePixelRatio || 1;
   const view = viewTransform();
   const [pixelsX, pixelsY] = [Math.round(view.width * ratio), Math.round(view.height * ratio)];
-  if (canvas.width !== pixelsX || canvas.height !== pixelsY) [canvas.width, canvas.height] = [pixelsX, pixelsY];
+  if (canvas.width !== pixelsX || canvas.height !== pixelsY) {
+    [canvas.width, canvas.height] = [pixelsX, pixelsY];
+  }
   const context = canvas.getContext("2d");
   context.setTransform(ratio, 0, 0, ratio, 0, 0);
   context.clearRect(0, 0, view.width, view.height);
   const at = (i) => [view.x + map.xy[2 * i] * view.scale, view.y + map.xy[2 * i + 1] * view.scale];
   const radius = Math.max(map.radius * view.scale, MIN_RADIUS_PX);
   const margin = radius + 8;
-  const inside = ([x, y]) => x > -margin && y > -margin && x < view.width + margin && y < view.height + margin;
+  const inside = ([x, y]) =>
+    x > -margin && y > -margin && x < view.width + margin && y < view.height + margin;
 
   context.beginPath();
   for (let k = 0; k < map.edges.length; k += 2) {
@@ -463,6 +466,13 @@ function showTooltip(i, px, py) {
   tip.style.top = `${Math.max(top, 4)}px`;
 }
 
+// The open tooltip follows new forecasts and alerts without the pointer moving.
+function refreshTooltip() {
+  const tip = $("map-tooltip");
+  const id = map.ids[map.hover];
+  if (id !== undefined && !tip.hidden) tip.textContent = tooltip(id, map.values.get(id));
+}
+
 function setHover(i, px, py) {
   $("map").style.cursor = i < 0 ? "" : "pointer";
   showTooltip(i, px, py);
@@ -477,6 +487,8 @@ function wireMap() {
   const canvas = $("map");
   let press = null; // {x, y, viewX, viewY, moved}
   canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    canvas.setPointerCapture(event.pointerId); // its pointerup comes here even off the map
     const [x, y] = canvasPoint(event);
     press = { x, y, viewX: map.view.x, viewY: map.view.y, moved: false };
   });
@@ -553,6 +565,7 @@ function paintSensors() {
     map.known[i] = known ? 1 : 0;
   });
   renderLegend(scale);
+  refreshTooltip();
   requestDraw();
 }
 
@@ -566,7 +579,8 @@ window.urbanflowMap = {
     if (i === undefined) return null;
     const view = viewTransform();
     const box = $("map").getBoundingClientRect();
-    return { x: box.left + view.x + map.xy[2 * i] * view.scale, y: box.top + view.y + map.xy[2 * i + 1] * view.scale };
+    const [x, y] = [map.xy[2 * i], map.xy[2 * i + 1]];
+    return { x: box.left + view.x + x * view.scale, y: box.top + view.y + y * view.scale };
   },
   sensorAt(clientX, clientY) {
     const box = $("map").getBoundingClientRect();
@@ -778,6 +792,7 @@ function showAlerts() {
 // A ring around every sensor with a firing alert, drawn above the sensors.
 function markAlertingSensors() {
   map.alerting = new Set(state.alerts.map((a) => a.sensor_id));
+  refreshTooltip(); // it names the firing rules
   requestDraw();
 }
 
