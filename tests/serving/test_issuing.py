@@ -119,6 +119,37 @@ def test_issuing_never_delays_the_post_and_hooks_get_each_stored_forecast_in_ord
     assert all(stored for _, stored in seen) and all(f.stored for f, _ in seen)
 
 
+def test_a_get_while_the_worker_issues_the_step_waits_for_it_instead_of_computing_it(
+    los_loop_bundle, los_loop, tmp_path
+):
+    entered, release = threading.Event(), threading.Event()
+    with app_client(los_loop_bundle, tmp_path / "s.duckdb") as client:
+        service = client.app.state.service
+        post(client, reading_rows(los_loop, HOUR))
+        caught_up(client)
+
+        def hold(forecast: IssuedForecast) -> None:  # holds the worker after this issue
+            entered.set()
+            assert release.wait(60)
+
+        for step, wait, stored in ((2002, 2.0, True), (2004, 0.0, False)):
+            entered.clear()
+            release.clear()
+            service.issue_wait = wait
+            service.issue_hooks.append(hold)
+            post(client, reading_rows(los_loop, slice(step, step + 1)))
+            assert entered.wait(60)  # held after issuing `step`
+            service.issue_hooks.remove(hold)
+            post(client, reading_rows(los_loop, slice(step + 1, step + 2)))  # not issued yet
+            threading.Timer(0.3, release.set).start()
+            answer = client.get("/v1/forecasts").json()
+            # waiting: the worker's stored forecast; not waiting: computed on request
+            assert answer["issued_at"] == local(los_loop, step + 1)
+            assert answer["stored"] is stored
+            caught_up(client)
+            assert last_issued(client) == local(los_loop, step + 1)
+
+
 def test_a_stored_forecast_carries_its_provenance_and_nested_intervals(
     los_loop_bundle, los_loop, tmp_path
 ):
