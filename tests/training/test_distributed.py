@@ -23,7 +23,8 @@ SENSORS, INPUT_LEN, HORIZON = 10, 4, 3
 
 class SensorMLP(nn.Module):
     """A small network with shared layers and one embedding per sensor (no dropout, so that
-    runs are deterministic); forecasts any subset of sensors, like STID."""
+    runs are deterministic); forecasts any subset of sensors and, like STID, refuses an empty
+    batch."""
 
     sensor_subsets = True
 
@@ -35,6 +36,8 @@ class SensorMLP(nn.Module):
         self.out = nn.Linear(16, HORIZON)
 
     def forward(self, x, tod, dow, sensors=None):
+        if x.shape[0] == 0:
+            raise ValueError("an empty batch")
         if sensors is not None:
             x = x[:, :, sensors]
         embedding = self.embedding if sensors is None else self.embedding[sensors]
@@ -57,7 +60,8 @@ def tiny_series() -> SeriesTensors:
     )
 
 
-# 50 samples in global batches of 7: the last batch holds one sample, so rank 1 has none there
+# 50 samples in global batches of 7: the last batch holds one sample, so rank 1 steps on a
+# stand-in sample of no weight there
 TIMES = np.arange(INPUT_LEN, INPUT_LEN + 50)
 OPTIONS = TrainingOptions(max_epochs=2, batch_size=7, learning_rate=0.01, sensors_per_step=4)
 
@@ -106,11 +110,15 @@ def test_a_single_process_is_rank_0_of_1_and_its_helpers_change_nothing(monkeypa
     network = nn.Linear(2, 2)
     assert distributed.wrap(network) is network
     batch = torch.arange(7)
-    assert torch.equal(distributed.own_slice(batch, ranks), batch)
-    assert [distributed.own_slice(batch, distributed.Ranks(r, 2)).tolist() for r in (0, 1)] == [
-        [0, 1, 2, 3],
-        [4, 5, 6],
+    part, stand_in = distributed.own_slice(batch, ranks)
+    assert torch.equal(part, batch) and not stand_in
+    halves = [distributed.own_slice(batch, distributed.Ranks(r, 2)) for r in (0, 1)]
+    assert [(part.tolist(), stand_in) for part, stand_in in halves] == [
+        ([0, 1, 2, 3], False),
+        ([4, 5, 6], False),
     ]
+    part, stand_in = distributed.own_slice(torch.tensor([9]), distributed.Ranks(1, 2))
+    assert part.tolist() == [9] and stand_in  # no sample of its own: the first, of no weight
     assert distributed.global_sum(2.5) == 2.5 and distributed.from_main(1.5) == 1.5
     assert distributed.any_rank(True) and not distributed.any_rank(False)
     assert float(distributed.global_count(torch.tensor([1.0, 0.0, 1.0]))) == 2.0

@@ -108,17 +108,21 @@ def wrap(network: nn.Module) -> nn.Module:
     return DistributedDataParallel(network, device_ids=[device] if device.type == "cuda" else None)
 
 
-def own_slice(batch: torch.Tensor, ranks: Ranks) -> torch.Tensor:
-    """This rank's part of a global batch: contiguous, near-equal parts in rank order.
+def own_slice(batch: torch.Tensor, ranks: Ranks) -> tuple[torch.Tensor, bool]:
+    """This rank's part of a global batch (contiguous, near-equal parts in rank order), and
+    whether it is a stand-in: a rank left without samples (a last batch smaller than the
+    ranks) gets the batch's first sample, to be given no weight, so that it still takes a step
+    and its part in the gradients' all-reduce (networks cannot take empty batches).
 
     Parameters
     ----------
     batch
-        ``[b ...]`` the global batch, the same on every rank.
+        ``[b ...]`` the global batch, the same on every rank (``b >= 1``).
     ranks
         This process's place (:func:`current`).
     """
-    return batch.tensor_split(ranks.world_size)[ranks.rank]
+    part = batch.tensor_split(ranks.world_size)[ranks.rank]
+    return (batch[:1], True) if len(part) == 0 else (part, False)
 
 
 def _device() -> torch.device:

@@ -294,8 +294,11 @@ def train(
         out_of_time = False
         for start in range(0, len(order), options.batch_size):
             global_batch = order[start : start + options.batch_size]
-            batch = distributed.own_slice(global_batch, ranks).to(device)
+            batch, stand_in = distributed.own_slice(global_batch, ranks)
+            batch = batch.to(device)
             target, mask = train_series.targets(batch, horizon)
+            if stand_in:  # this rank has no sample in a short last batch: a step of no weight
+                mask = torch.zeros_like(mask)
             inputs = train_series.inputs(batch, input_len)
             for sensors in sensor_blocks(num_sensors, per_step, generator):
                 now = time.perf_counter()
