@@ -342,8 +342,8 @@ class ReadingStore:
         levels = len(issued.levels)
         latest = issued.latest[columns].astype(np.float32)
         frame = pd.DataFrame(
-            {
-                "sensor_id": np.repeat(np.array(issued.sensor_ids, dtype=object)[columns], horizon),
+            {  # sensors by position, their ids joined in DuckDB: no Python string per row
+                "position": np.repeat(columns, horizon),
                 "horizon_steps": np.tile(np.arange(1, horizon + 1, dtype=np.int32), count),
                 "target_ts": np.tile(targets.to_numpy(), count),
                 "value": issued.values[:, columns].T.reshape(-1).astype(np.float32),
@@ -380,15 +380,17 @@ class ReadingStore:
         with self._lock:
             connection = self._connection
             connection.register("incoming_forecast", frame)
+            connection.register("wanted_sensors", self._positions(issued.sensor_ids))
             try:
                 connection.execute("BEGIN TRANSACTION")
                 connection.execute(
                     "INSERT INTO forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", header
                 )
                 connection.execute(
-                    "INSERT INTO forecast_values SELECT ?, sensor_id, horizon_steps, target_ts, "
-                    "value, CASE WHEN isnan(last_value) THEN NULL ELSE last_value END, "
-                    f"{lists[0]}, {lists[1]} FROM incoming_forecast",
+                    "INSERT INTO forecast_values SELECT ?, w.sensor_id, horizon_steps, "
+                    "target_ts, value, CASE WHEN isnan(last_value) THEN NULL ELSE last_value "
+                    f"END, {lists[0]}, {lists[1]} FROM incoming_forecast i "
+                    "JOIN wanted_sensors w USING (position)",
                     [issued_at],
                 )
                 if keep is not None:
@@ -401,6 +403,7 @@ class ReadingStore:
                 raise
             finally:
                 connection.unregister("incoming_forecast")
+                connection.unregister("wanted_sensors")
         return stored_at
 
     def last_issued_time(self) -> pd.Timestamp | None:
