@@ -211,7 +211,7 @@ const DRAG_PX = 4; // a press that moves further pans the map instead of clickin
 const ZOOM_LIMITS = [1, 64];
 
 const map = {
-  ids: [], // index -> sensor_id, in drawing order
+  ids: [], // index -> sensor_id, in the order GET /v1/sensors lists them
   index: new Map(), // sensor_id -> index
   xy: new Float64Array(0), // x, y of each sensor in map units (the layout's)
   edges: new Uint32Array(0), // pairs of sensor indexes, each edge once
@@ -505,6 +505,9 @@ function wireMap() {
     setHover(hitTest(x, y), x, y);
   });
   canvas.addEventListener("pointerleave", () => setHover(-1));
+  canvas.addEventListener("pointercancel", () => {
+    press = null;
+  });
   canvas.addEventListener("pointerup", (event) => {
     const clicked = press && !press.moved;
     press = null;
