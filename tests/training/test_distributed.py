@@ -4,6 +4,9 @@ helpers in a single process, and a failing rank ending a torchrun launch."""
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from urbanflow.training.engine import TrainingOptions, train
 from urbanflow.training.tensors import Scaler, SeriesTensors
 
 SENSORS, INPUT_LEN, HORIZON = 10, 4, 3
+HANG = timedelta(seconds=60)  # ranks that part ways fail after this instead of waiting 30 min
 
 
 class SensorMLP(nn.Module):
@@ -78,7 +82,10 @@ def train_tiny() -> tuple[dict[str, torch.Tensor], float, int]:
 
 def rank_main(rank: int, world_size: int, store: str, out: str) -> None:
     """One rank of a spawned run: join through a file store, train, rank 0 saves."""
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    store = f"file://{store}"
+    dist.init_process_group(
+        "gloo", init_method=store, rank=rank, world_size=world_size, timeout=HANG
+    )
     try:
         result = train_tiny()
         if rank == 0:
@@ -99,6 +106,49 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
         assert not torch.equal(weight, SensorMLP().state_dict()[name])  # training moved it
     assert two_loss == pytest.approx(one_loss, rel=1e-5)
     assert two_targets == one_targets  # the present targets of every rank, counted once
+
+
+class LateOnRank1(SensorMLP):
+    """``SensorMLP`` whose training steps take 10 ms longer on rank 1 only."""
+
+    def forward(self, x, tod, dow, sensors=None):
+        if self.training and dist.get_rank() == 1:
+            time.sleep(0.01)
+        return super().forward(x, tod, dow, sensors)
+
+
+def rank_budget(rank: int, store: str, out: str) -> None:
+    """One rank training against a 1.2 s budget with early stopping; each saves its report."""
+    store = f"file://{store}"
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=2, timeout=HANG)
+    try:
+        torch.set_num_threads(1)
+        network = LateOnRank1()
+        series, scaler = tiny_series(), Scaler(0.0, 1.0)
+        options = TrainingOptions(
+            max_epochs=10_000, batch_size=7, learning_rate=0.01, time_budget_min=0.02, patience=50
+        )
+        validation = np.arange(40, 57)
+        report = train(
+            network, series, TIMES, series, validation, INPUT_LEN, HORIZON, scaler, options
+        )
+        torch.save((asdict(report), network.state_dict()), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_stop_together_when_only_one_is_out_of_time(tmp_path):
+    out = tmp_path / "report"
+    args = (str(tmp_path / "store"), str(out))
+    mp.start_processes(rank_budget, args=args, nprocs=2, start_method="fork")
+    (first, first_weights), (second, second_weights) = (torch.load(f"{out}.{r}") for r in (0, 1))
+    assert first["stopped_by"] == second["stopped_by"] == "time_budget"
+    assert first["epochs_run"] == second["epochs_run"]
+    assert first["best_epoch"] == second["best_epoch"]
+    scores = [[h["validation_score"] for h in report["history"]] for report in (first, second)]
+    assert scores[0] == scores[1]
+    for name, weight in first_weights.items():
+        assert torch.equal(weight, second_weights[name])  # the same steps, the same best epoch
 
 
 def test_a_single_process_is_rank_0_of_1_and_its_helpers_change_nothing(monkeypatch):
