@@ -11,8 +11,10 @@ For each model, after one warm-up call, ``--calls`` timed calls of
   sensors on an idle machine);
 - ``table``: ``forecast_table`` of that issue time, the long table ``urbanflow forecast``
   writes (``n × 12`` rows);
-- with ``--compare-full``, ``full``: the same forecast from tensors of the whole dataset
-  (``model.series``), as every predict call built them before commit 824875b.
+- with ``--compare-full``, ``full``: the same forecast through ``model.series``, tensors of
+  every step of the dataset, as every predict call built them before commit 824875b (since
+  8be0606 that build shares the readings instead of copying them three times, but still
+  builds the calendar of every step).
 
 ``--model NAME`` builds the registry model's networks as ``fit`` would for this dataset (its
 sensors, graph, day length and weekday rule; scaler from the first day) but leaves the weights
@@ -103,7 +105,7 @@ def untrained_model(name: str, dataset: CityDataset) -> NeuralForecaster:
 
 
 def full_series_forecast(model: NeuralForecaster, dataset: CityDataset, times: np.ndarray) -> None:
-    """The forecast at ``times`` from tensors of the whole dataset (the path before 824875b)."""
+    """The forecast at ``times`` through tensors of every step (predict's path before 824875b)."""
     series = model.series(dataset)
     for member in model.network_.members:
         predict_batches(member, series, times, model.input_len, model.scaler_, loss=model.loss_)
