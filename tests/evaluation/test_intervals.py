@@ -97,15 +97,16 @@ def test_scoring_a_few_samples_at_a_time_gives_the_same_metrics_and_intervals(
     model = make_model("historical-average", input_len=12, horizon=12)
     model.fit(los_loop.slice_steps(0, plan.fit_stop))
     whole = score_fitted(model, los_loop, plan, levels=(80.0, 95.0))
-    # a budget of 3 samples' forecasts: the batches of a city ~100 times larger
-    monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", 3 * 12 * los_loop.num_sensors)
+    # budgets of 6 samples' forecasts and 1 sample's sums: a city ~40-250 times larger
+    monkeypatch.setattr(intervals, "FORECAST_ELEMENTS", 6 * 12 * los_loop.num_sensors)
+    monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", 12 * los_loop.num_sensors)
     calls = []
     predict = model.predict
     monkeypatch.setattr(
         model, "predict", lambda data, times: calls.append(times) or predict(data, times)
     )
     chunked = score_fitted(model, los_loop, plan, levels=(80.0, 95.0))
-    assert max(len(times) for times in calls) == 6  # 2 × the budget; intervals: 3
+    assert max(len(times) for times in calls) == 6  # point scoring; intervals (2 levels): 3
     for a, b in zip((*whole.horizons, whole), (*chunked.horizons, chunked), strict=True):
         metrics_a = a.metrics if hasattr(a, "metrics") else a.average
         metrics_b = b.metrics if hasattr(b, "metrics") else b.average

@@ -12,6 +12,7 @@ import pytest
 from urbanflow import CityDataset, SensorGraph
 from urbanflow.data.windows import target_windows
 from urbanflow.errors import ConfigError, UnknownNameError
+from urbanflow.models import baselines
 from urbanflow.models.baselines import (
     RIDGE_ALPHAS,
     HistoricalAverage,
@@ -353,3 +354,25 @@ def test_unknown_hyperparameter_names_the_valid_ones() -> None:
         make_model("ridge", lambda_=1.0)
     with pytest.raises(ConfigError, match="takes no hyperparameters"):
         make_model("last-value", alpha=1.0)
+
+
+@pytest.mark.parametrize("name", ["ridge-per-sensor", "historical-average", "last-value"])
+def test_fits_made_a_few_rows_at_a_time_equal_fits_made_at_once(
+    city_with_holes: CityDataset, name: str, monkeypatch
+) -> None:
+    # the chunks of a city ~1,000 times larger: sums over time, normal equations and solves
+    times = np.arange(12, city_with_holes.num_steps - 12 + 1, 7)
+    fitting = city_with_holes.slice_steps(0, 300)
+    validation = city_with_holes.slice_steps(300, 400)
+    whole = make_model(name).fit(fitting, validation)
+    monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", 3 * city_with_holes.num_sensors)
+    chunked = make_model(name).fit(fitting, validation)
+    np.testing.assert_allclose(
+        chunked.predict(city_with_holes, times),
+        whole.predict(city_with_holes, times),
+        rtol=1e-6,
+        atol=1e-5,
+    )
+    if name.startswith("ridge"):
+        assert chunked.alpha_ == whole.alpha_
+        np.testing.assert_allclose(chunked.weights_, whole.weights_, rtol=1e-8, atol=1e-10)

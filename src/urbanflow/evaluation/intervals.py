@@ -14,7 +14,6 @@ import numpy as np
 
 from urbanflow.data.dataset import CityDataset
 from urbanflow.data.windows import batches, target_windows
-from urbanflow.evaluation import metrics
 from urbanflow.evaluation.metrics import IntervalTotals
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import Forecaster
@@ -28,6 +27,10 @@ from urbanflow.models.conformal import (
 
 BATCH_SIZE = 256
 """Most samples forecast at once while scoring (fewer in a large city: ``forecast_batches``)."""
+FORECAST_ELEMENTS = 1 << 23
+"""Most numbers in the ``[b h n]`` arrays made of one batch of forecasts while scoring (32 MB
+of float32 forecasts, 64 MB of float64 bounds per level): 256 samples up to 2,700 sensors,
+69 at 10,000."""
 
 
 def calibrate_on_validation(
@@ -110,8 +113,9 @@ def interval_metrics(
     ):
         lower, upper = replay_batch(state, forecasts, times, readings)
         for group, total in zip(groups, totals, strict=True):
-            rows = np.isin(times, group.times)
-            if rows.any():
+            scored = np.isin(times, group.times)
+            if scored.any():
+                rows = slice(None) if scored.all() else scored  # a slice copies nothing
                 steps = total.steps
                 total.add(
                     target_windows(dataset.readings, times[rows], steps),
@@ -127,8 +131,8 @@ def forecast_batches(
     model: Forecaster, dataset: CityDataset, times: np.ndarray, copies: int = 1
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(times [b], forecasts [b h n])`` of consecutive batches of ``times``, each small enough
-    that ``copies`` ``[b h n]`` arrays fit :data:`~urbanflow.evaluation.metrics.CHUNK_ELEMENTS`
-    numbers twice over (at most 256 samples): scoring memory does not grow with the sensors.
+    that ``copies`` ``[b h n]`` arrays fit :data:`FORECAST_ELEMENTS`
+    numbers (at most 256 samples): scoring memory does not grow with the sensors.
 
     Parameters
     ----------
@@ -143,6 +147,6 @@ def forecast_batches(
         (default 1).
     """
     per_sample = max(copies, 1) * model.horizon * dataset.num_sensors
-    size = min(BATCH_SIZE, max(1, 2 * metrics.CHUNK_ELEMENTS // per_sample))
+    size = min(BATCH_SIZE, max(1, FORECAST_ELEMENTS // per_sample))
     for batch in batches(np.asarray(times, dtype=np.int64), size):
         yield batch, model.predict(dataset, batch)

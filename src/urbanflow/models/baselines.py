@@ -59,9 +59,12 @@ def training_means(values: np.ndarray) -> np.ndarray:
     values
         ``[t n]`` training readings (channel 0), NaN where missing.
     """
-    present = ~np.isnan(values)
-    counts = present.sum(axis=0)
-    sums = np.where(present, values, 0.0).sum(axis=0, dtype=np.float64)
+    counts = np.zeros(values.shape[1], dtype=np.int64)
+    sums = np.zeros(values.shape[1])
+    for rows in row_blocks(values):
+        present = ~np.isnan(rows)
+        counts += present.sum(axis=0)
+        sums += np.where(present, rows, 0.0).sum(axis=0, dtype=np.float64)
     overall = sums.sum() / counts.sum() if counts.sum() else 0.0
     return np.divide(sums, counts, out=np.full(sums.shape, overall), where=counts > 0)
 
@@ -76,9 +79,12 @@ def training_stds(values: np.ndarray, means: np.ndarray) -> np.ndarray:
     means
         ``[n]`` mean of each sensor, from ``training_means(values)``.
     """
-    present = ~np.isnan(values)
-    counts = present.sum(axis=0)
-    squares = np.where(present, (values - means) ** 2, 0.0).sum(axis=0, dtype=np.float64)
+    counts = np.zeros(values.shape[1], dtype=np.int64)
+    squares = np.zeros(values.shape[1])
+    for rows in row_blocks(values):
+        present = ~np.isnan(rows)
+        counts += present.sum(axis=0)
+        squares += np.where(present, (rows - means) ** 2, 0.0).sum(axis=0, dtype=np.float64)
     stds = np.sqrt(np.divide(squares, counts, out=np.zeros(squares.shape), where=counts > 0))
     return np.where(stds > 0, stds, 1.0)
 
@@ -160,13 +166,32 @@ def group_means(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarra
     count
         Number of groups; groups with no present reading get NaN.
     """
-    present = ~np.isnan(values)
-    onehot = sparse.csr_matrix(
-        (np.ones(groups.size), (groups, np.arange(groups.size))), shape=(count, groups.size)
-    )
-    sums = onehot @ np.where(present, values, 0.0).astype(np.float64)
-    counts = onehot @ present.astype(np.float64)
+    sums = np.zeros((count, values.shape[1]))
+    counts = np.zeros((count, values.shape[1]))
+    first = 0
+    for rows in row_blocks(values):
+        present = ~np.isnan(rows)
+        group = groups[first : first + rows.shape[0]]
+        onehot = sparse.csr_matrix(
+            (np.ones(group.size), (group, np.arange(group.size))), shape=(count, group.size)
+        )
+        sums += onehot @ np.where(present, rows, 0.0).astype(np.float64)
+        counts += onehot @ present.astype(np.float64)
+        first += rows.shape[0]
     return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+
+
+def row_blocks(values: np.ndarray) -> list[np.ndarray]:
+    """``[t n]`` readings as consecutive blocks of rows of at most ``_CHUNK_ELEMENTS``
+    numbers: sums over time made a block at a time never copy all the readings.
+
+    Parameters
+    ----------
+    values
+        ``[t n]`` readings (channel 0).
+    """
+    size = max(1, _CHUNK_ELEMENTS // max(values.shape[1], 1))
+    return [values[start : start + size] for start in range(0, values.shape[0], size)]
 
 
 def _with_fallback(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -418,13 +443,18 @@ def solve_ridge(gram: np.ndarray, moment: np.ndarray, alpha: float) -> np.ndarra
     alpha
         L2 penalty ``α`` ≥ 0; at 0 a singular system is solved by least squares.
     """
-    system = gram + alpha * np.eye(gram.shape[-1])
-    rhs = moment.transpose(0, 2, 1)[..., None]  # [g h f 1]
-    try:
-        weights = np.linalg.solve(system, rhs)
-    except np.linalg.LinAlgError:  # singular only when alpha = 0: least squares instead
-        weights = np.linalg.pinv(system) @ rhs
-    return weights[..., 0].transpose(0, 2, 1)
+    weights = np.empty(moment.shape)
+    size = max(1, _CHUNK_ELEMENTS // gram[0].size)  # groups solved at once: no copy of gram
+    for first in range(0, gram.shape[0], size):
+        group = slice(first, first + size)
+        system = gram[group] + alpha * np.eye(gram.shape[-1])
+        rhs = moment[group].transpose(0, 2, 1)[..., None]  # [g h f 1]
+        try:
+            solved = np.linalg.solve(system, rhs)
+        except np.linalg.LinAlgError:  # singular only when alpha = 0: least squares instead
+            solved = np.linalg.pinv(system) @ rhs
+        weights[group] = solved[..., 0].transpose(0, 2, 1)
+    return weights
 
 
 class Ridge(Forecaster):
@@ -498,25 +528,22 @@ class Ridge(Forecaster):
         self.mean_ = training_means(values)
         self.std_ = training_stds(values, self.mean_)
         self.non_negative_ = dataset.non_negative
-        scaled = (values - self.mean_) / self.std_
         times = np.arange(self.input_len, dataset.num_steps)
         if self.alpha is not None:
             self.alpha_ = float(self.alpha)
-            self.weights_ = solve_ridge(
-                *self._normal_equations(dataset, scaled, times), self.alpha_
-            )
+            self.weights_ = solve_ridge(*self._normal_equations(dataset, times), self.alpha_)
             return
         if validation is not None:
-            gram, moment = self._normal_equations(dataset, scaled, times)
+            gram, moment = self._normal_equations(dataset, times)
             scored, scored_times = validation, self._full_samples(validation)
         else:  # hold out the last samples; the fit adds their equations back afterwards
             fitting, held = hold_out(self._full_samples(dataset), self.horizon)
             stop = int(fitting[-1]) + 1 if fitting.size else self.input_len
-            gram, moment = self._normal_equations(dataset, scaled, times[times < stop])
+            gram, moment = self._normal_equations(dataset, times[times < stop])
             scored, scored_times = dataset, held
         errors = self._validation_maes(gram, moment, scored, scored_times)
         if validation is None:
-            rest = self._normal_equations(dataset, scaled, times[times >= stop])
+            rest = self._normal_equations(dataset, times[times >= stop])
             gram, moment = gram + rest[0], moment + rest[1]
         finite = np.isfinite(errors)
         self.alpha_ = (
@@ -535,19 +562,24 @@ class Ridge(Forecaster):
         return sample_times(dataset.num_steps, self.input_len, self.horizon)
 
     def _normal_equations(
-        self, dataset: CityDataset, scaled: np.ndarray, times: np.ndarray
+        self, dataset: CityDataset, times: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``XᵀX: [g h f f]`` and ``Xᵀy: [g f h]`` over the samples at ``times``."""
+        """``XᵀX: [g h f f]`` and ``Xᵀy: [g f h]`` over the samples at ``times``; the
+        readings are standardised a chunk of samples at a time."""
         transition = neighbour_average(dataset.graph)
         features = 2 * self.input_len + 3
         groups = dataset.num_sensors if self.per_sensor else 1
         gram = np.zeros((groups, self.horizon, features, features))
         moment = np.zeros((groups, features, self.horizon))
         for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
+            start, stop = input_span(chunk, self.input_len)
+            stop = min(stop + self.horizon, dataset.num_steps)
+            scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
+            local = chunk - start
             x = ridge_features(
-                scaled, chunk, self.input_len, transition, self._day_fraction(dataset, chunk)
+                scaled, local, self.input_len, transition, self._day_fraction(dataset, chunk)
             )
-            y = future_values(scaled, chunk, self.horizon).transpose(0, 2, 1)  # [b n h]
+            y = future_values(scaled, local, self.horizon).transpose(0, 2, 1)  # [b n h]
             accumulate_normal_equations(
                 gram, moment, by_group(x, self.per_sensor), by_group(y, self.per_sensor)
             )

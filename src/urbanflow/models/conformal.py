@@ -607,25 +607,27 @@ class OnlineConformal:
         present = ~np.isnan(reading)
         if not present.any():
             return
-        y = reading[present]
-        base = self.calibration.scale[:, present]  # [h p]
+        # all present, the usual case: views instead of copies of every sensor's arrays
+        sensors: np.ndarray | slice = slice(None) if present.all() else present
+        y = reading[sensors]
+        base = self.calibration.scale[:, sensors]  # [h p]
         ratios = np.full(base.shape, np.nan)
         for k in range(self.calibration.horizon):
             issued = self.issued.get(target_step - k)
             if issued is None:
                 continue
             forecast, lower, upper = issued
-            outside = (y < lower[:, k, present]) | (y > upper[:, k, present])  # [K p]
+            outside = (y < lower[:, k, sensors]) | (y > upper[:, k, sensors])  # [K p]
             if outside.size:
                 self.miss[:, k] += self.step_size * (self.target_miss - outside.mean(axis=1))
-            own = forecast[k, present]
-            spread = spread_of(self.calibration, own, present)
+            own = forecast[k, sensors]
+            spread = spread_of(self.calibration, own, sensors)
             ratios[k] = np.abs(y - own) / (base[k] * spread)
         seen = np.cumsum(~np.isnan(ratios), axis=0)  # [h p] residuals of steps 1 … k
         regime = np.cumsum(np.nan_to_num(ratios), axis=0) / np.maximum(seen, 1)
         update = seen > 0
-        blended = self.decay * self.scale[:, present] + (1 - self.decay) * base * regime
-        self.scale[:, present] = np.where(update, blended, self.scale[:, present])
+        blended = self.decay * self.scale[:, sensors] + (1 - self.decay) * base * regime
+        self.scale[:, sensors] = np.where(update, blended, self.scale[:, sensors])
 
 
 def whole_number_bounds(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
