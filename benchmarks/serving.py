@@ -141,6 +141,11 @@ class Server:
         line = next(row for row in status.splitlines() if row.startswith("VmHWM:"))
         return int(line.split()[1]) * 1024
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system, all threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def store_bytes(self) -> dict[str, int]:
         files = {"duckdb": self.store, "wal": Path(f"{self.store}.wal")}
         return {k: p.stat().st_size if p.exists() else 0 for k, p in files.items()}
