@@ -71,3 +71,13 @@ def test_the_readings_are_held_once_shared_with_the_dataset():
     city = load_dataset("los-loop")
     series = SeriesTensors.build(city, Scaler.fit(city.readings[..., 0]), 12, torch.device("cpu"))
     assert np.shares_memory(series.readings.numpy(), city.readings)
+
+
+def test_input_series_of_consecutive_samples_shares_the_readings() -> None:
+    city = seven_minute_city()
+    times = np.arange(50, 80)
+    series, rows = SeriesTensors.for_inputs(
+        city, times, 6, Scaler(48.0, 4.0), 4, torch.device("cpu")
+    )
+    assert np.shares_memory(series.readings.numpy(), city.readings)  # no copy of the run
+    np.testing.assert_array_equal(rows, times - 44)  # row 0 is step 44

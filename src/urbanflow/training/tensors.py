@@ -115,7 +115,9 @@ class SeriesTensors:
         times = np.asarray(times, dtype=np.int64)
         steps = np.unique(input_steps(times, input_len))
         rows = np.searchsorted(steps, times - input_len) + input_len
-        series = cls._of_steps(dataset, steps, steps, scaler, horizon, device, weekdays)
+        span = len(steps) > 0 and steps[-1] - steps[0] + 1 == len(steps)
+        held = slice(steps[0], steps[-1] + 1) if span else steps  # a run of steps: a view
+        series = cls._of_steps(dataset, held, steps, scaler, horizon, device, weekdays)
         return series, rows
 
     @classmethod
