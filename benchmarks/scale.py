@@ -710,7 +710,7 @@ def main() -> None:
     try:
         plot(results, args.plot)
     except ImportError:
-        print("no plot: matplotlib is not installed (pip install matplotlib)", flush=True)
+        print("no plot: matplotlib is not installed (pip install -e '.[bench]')", flush=True)
 
 
 if __name__ == "__main__":
