@@ -42,6 +42,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -280,13 +281,18 @@ def measure_city(n: int, options: Options, scratch: Path) -> dict[str, object]:
         if "synth" in options.skip:
             result["error"] = f"{city} is missing and --skip synth was given"
             return result
+        # Written beside the city and renamed when complete: a failed or killed run leaves no
+        # half-written city for the next run to take as cached.
+        partial = city.with_name(f"{city.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)  # a killed run's leftovers
         command = [URBANFLOW, "datasets", "synth", "roads", "--sensors", str(n)]
-        command += ["--days", str(options.days), "--seed", str(options.seed), "--out", str(city)]
-        synth = run_step("synth", command, logs / "synth.log", env, limit)
+        command += ["--days", str(options.days), "--seed", str(options.seed)]
+        synth = run_step("synth", [*command, "--out", str(partial)], logs / "synth.log", env, limit)
         keep(synth)
         if not synth.ok:
             result["error"] = "the city could not be generated"
             return result
+        partial.rename(city)
     else:
         print(f"    synth: cached at {city}", flush=True)
         result["city_cached"] = True
@@ -581,6 +587,11 @@ def plot(results: list[dict[str, object]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = sorted({k for city in results for k in city.get("steps", {}) if k != "train_nproc2"})
+    if not any(
+        step.get("error") is None for city in results for step in city.get("steps", {}).values()
+    ):
+        print("no plot: no step succeeded", flush=True)
+        return
     figure, (timed, latency, memory) = plt.subplots(1, 3, figsize=(15, 5))
     colours = plt.get_cmap("tab20")
     for k, name in enumerate(names):
@@ -622,7 +633,8 @@ def plot(results: list[dict[str, object]], path: Path) -> None:
         axis.set_xlabel("sensors")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7, loc="upper left")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7, loc="upper left")
     figure.suptitle("urbanflow at city scale: synthetic roads, 4 weeks of 5-minute speeds")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
