@@ -182,7 +182,8 @@ class Server:
 
 
 @contextmanager
-def serve(model_dir: Path, folder: Path) -> Iterator[Server]:
+def serve(model_dir: Path, folder: Path, options: tuple[str, ...] = ()) -> Iterator[Server]:
+    """``urbanflow serve`` of ``model_dir`` with a store in ``folder`` (and ``options``)."""
     port = free_port()
     store, log = folder / "store.duckdb", folder / "serve.log"
     command = [
@@ -196,6 +197,7 @@ def serve(model_dir: Path, folder: Path) -> Iterator[Server]:
         HOST,
         "--port",
         str(port),
+        *options,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("URBANFLOW_TOKEN", None)

@@ -116,6 +116,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=100, help="GETs a client")
     parser.add_argument("--seed", type=int, default=0, help="order of the sensors read")
+    parser.add_argument(
+        "--keep-forecasts",
+        default="1h",
+        help="serve's --keep-forecasts: on a new store the worker issues this far back, so the "
+        "history's catch-up issues a dozen forecasts, not one per history step",
+    )
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     options = parser.parse_args()
 
@@ -130,7 +136,8 @@ def main() -> None:
     result: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="urbanflow-serving-scale-") as temporary:
         folder = Path(temporary)
-        with serve(options.model_dir, folder) as server:
+        keep = ("--keep-forecasts", options.keep_forecasts)
+        with serve(options.model_dir, folder, keep) as server:
             startup_peak = server.peak_rss_bytes()
             print(
                 f"server ready in {server.startup_seconds:.1f} s, peak {startup_peak / MB:,.0f} MB",
@@ -199,6 +206,7 @@ def main() -> None:
         "model_dir": str(options.model_dir),
         "clients": options.clients,
         "requests_per_client": options.requests,
+        "keep_forecasts": options.keep_forecasts,
     }
     print(render(meta, result))
     options.output.mkdir(parents=True, exist_ok=True)
