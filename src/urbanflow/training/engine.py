@@ -106,9 +106,10 @@ def dispersion_of(network: nn.Module) -> torch.Tensor | None:
     return getattr(network, "log_dispersion", None)
 
 
-WINDOWS_PER_PREDICTION = 256 * 1024
-"""Most sensor windows a prediction batch holds (samples × sensors): 256 samples up to 1,024
-sensors, fewer on a larger city, so that its activations stay near 130 MB per layer."""
+WINDOWS_PER_PREDICTION = 2**16
+"""Most sensor windows a prediction batch holds (samples × sensors): 256 samples up to 256
+sensors, fewer on a larger city (65 at 1,000, 3 at 20,000), so that its activations stay near
+35 MB per layer (262,144 windows took 1.45 GB of activations at 1,000 sensors)."""
 
 
 def prediction_batch(num_sensors: int, largest: int = 256) -> int:
