@@ -300,7 +300,7 @@ class CityDataset:
     def fingerprint(self) -> str:
         """SHA-256 of readings, timestamps and sensor ids: identifies the training data."""
         digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.readings).tobytes())
+        digest.update(memoryview(np.ascontiguousarray(self.readings)).cast("B"))  # no copy
         digest.update(self.timestamps.asi8.tobytes())
         digest.update("\n".join(self.sensors.ids).encode())
         return digest.hexdigest()
