@@ -233,7 +233,7 @@ def test_calibration_from_batches_equals_the_calibration_from_all_forecasts(spre
     forecasts = forecasts_of(clean, times, 4).astype(np.float32)
     whole = calibrate(forecasts, times, readings, cutoff=280, spread=spread)
     parts = [(times[i : i + 37], forecasts[i : i + 37]) for i in range(0, times.size, 37)]
-    batched = calibrate_batches(parts[::-1], readings, cutoff=280, spread=spread)  # any order
+    batched = calibrate_batches(parts[::-1], times.size, readings, 280, spread=spread)  # any order
     assert batched.scores.dtype == np.float32 and batched.scores.shape == whole.scores.shape
     np.testing.assert_allclose(batched.scale, whole.scale, rtol=1e-12)
     np.testing.assert_allclose(batched.scores, whole.scores, rtol=1e-6, atol=1e-6)
@@ -244,7 +244,7 @@ def test_calibration_from_batches_equals_the_calibration_from_all_forecasts(spre
 def test_calibration_from_no_batches_is_a_one_line_error():
     readings, _ = noisy_series()
     with pytest.raises(ConfigError, match="validation residuals"):
-        calibrate_batches([], readings, cutoff=150)
+        calibrate_batches([], 0, readings, cutoff=150)
 
 
 def test_intervals_replayed_batch_after_batch_equal_the_replay_of_all_samples():

@@ -57,6 +57,7 @@ def calibrate_on_validation(
     spread, dispersion = model.forecast_distribution()
     return calibrate_batches(
         forecast_batches(model, dataset, plan.validation_times),
+        plan.validation_times.size,
         readings,
         cutoff,
         cutoff_time,
