@@ -468,12 +468,15 @@ class ResidualSums:
             known = normalised[~np.isnan(normalised)]
             known.sort()
             # step k's scores end before step k+1's residuals start (m ≤ s·n): none is lost
-            flat[k * width : (k + 1) * width] = resample_sorted(known, width)
+            resample_sorted(known, width, out=flat[k * width : (k + 1) * width])
         return flat[: self.horizon * width].reshape(self.horizon, width)
 
 
-def resample_sorted(values: np.ndarray, size: int) -> np.ndarray:
-    """``[size]`` evenly spaced quantiles of sorted ``values`` (itself when it has ``size``).
+def resample_sorted(
+    values: np.ndarray, size: int, out: np.ndarray | None = None, chunk: int = 1 << 18
+) -> np.ndarray:
+    """``[size]`` evenly spaced quantiles of sorted ``values`` (themselves when they are
+    ``size``), written into ``out`` when given.
 
     Parameters
     ----------
@@ -481,13 +484,27 @@ def resample_sorted(values: np.ndarray, size: int) -> np.ndarray:
         Sorted numbers, at least one.
     size
         How many to return.
+    out
+        ``[size]`` array to write them into (default: a new float64 array).
+    chunk
+        Quantiles computed at once: the temporaries stay small whatever ``size``.
     """
-    if values.size == size:
-        return values
-    # linear interpolation between order statistics, as np.quantile's default, in O(size):
+    if out is None:
+        out = np.empty(size)
+    if values.size == size or values.size == 1:
+        out[:] = values
+        return out
+    # linear interpolation between order statistics, as np.quantile's default (and as
+    # np.interp, whose index array would be a copy of the size of values), in O(size):
     # np.quantile partitions once per probability, hours at a million scores
-    position = np.linspace(0, values.size - 1, size)
-    return np.interp(position, np.arange(values.size), values)
+    step = (values.size - 1) / (size - 1) if size > 1 else 0.0
+    for start in range(0, size, chunk):
+        position = np.arange(start, min(start + chunk, size)) * step
+        low = np.minimum(position.astype(np.int64), values.size - 2)
+        out[start : start + chunk] = values[low] + (values[low + 1] - values[low]) * (
+            position - low
+        )
+    return out
 
 
 def sorted_quantile(scores: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
