@@ -256,3 +256,15 @@ def test_forecast_intervals_equal_those_the_training_run_scored(
     args = ["forecast", "--model-dir", str(los_loop_training.bundle), "--levels", "80"]
     code, _, err = run([*args, "--at", early, "--output", str(output)], capsys)
     assert code == 2 and "validation part" in err
+
+
+def test_the_command_fixes_glibcs_mmap_threshold_unless_the_user_set_one(monkeypatch):
+    import platform
+
+    from urbanflow.cli.allocator import fix_mmap_threshold
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert fix_mmap_threshold() is False  # the user's setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert fix_mmap_threshold() is True

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from urbanflow.cli import benchmark, datasets, demo, evaluate, rebalance, serve, train
+from urbanflow.cli.allocator import fix_mmap_threshold
 from urbanflow.cli.common import errors
 from urbanflow.errors import UrbanflowError
 
@@ -31,6 +32,7 @@ def main_options(
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit 2; ``--debug`` shows the traceback."""
     args = sys.argv[1:] if args is None else args
+    fix_mmap_threshold()  # freed tensors go back to the system (cli/allocator.py)
     try:
         app(args=args, prog_name="urbanflow")
     except UrbanflowError as error:
