@@ -44,12 +44,10 @@ import numpy as np
 import torch
 from provenance import cpu_name, git_commit
 
-from urbanflow.data.calendar import weekdays_usable
 from urbanflow.data.catalog import load_dataset
 from urbanflow.data.dataset import CityDataset
 from urbanflow.models.bundle import load_bundle
 from urbanflow.models.forecast import forecast_table
-from urbanflow.models.networks import NetworkSpec
 from urbanflow.models.neural import DEFAULT_LOSSES, NeuralForecaster
 from urbanflow.models.registry import make_model
 from urbanflow.training.engine import choose_device, predict_batches
@@ -83,14 +81,7 @@ def untrained_model(name: str, dataset: CityDataset) -> NeuralForecaster:
     model = make_model(name)
     if not isinstance(model, NeuralForecaster):
         raise SystemExit(f"{name} is not a neural model")
-    spec = NetworkSpec(
-        num_sensors=dataset.num_sensors,
-        input_len=model.input_len,
-        horizon=model.horizon,
-        steps_per_day=dataset.steps_per_day,
-        graph=dataset.graph,
-        weekdays=weekdays_usable(dataset.timestamps),
-    )
+    spec = model.network_spec(dataset)
     first_day = dataset.readings[: dataset.steps_per_day, :, 0]
     model.build(
         spec,

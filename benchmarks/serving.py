@@ -54,6 +54,21 @@ HOST = "127.0.0.1"
 WEEK = pd.Timedelta(days=7)
 
 
+def run_record(load_before: tuple[float, float, float]) -> dict[str, object]:
+    """Date, command, commit, machine and the 1-minute load average at the start of a run
+    (``load_before``) and now: what every serving result file records."""
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "command": " ".join(["python", *sys.argv]),
+        "commit": git_commit(),
+        "machine": machine(),
+        "load_average_1min": {
+            "start": round(load_before[0], 2),
+            "end": round(os.getloadavg()[0], 2),
+        },
+    }
+
+
 def machine() -> dict[str, object]:
     cpu = cpu_name()
     return {
@@ -452,14 +467,7 @@ def main() -> None:
         }
 
     meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "command": " ".join(["python", *sys.argv]),
-        "commit": git_commit(),
-        "machine": machine(),
-        "load_average_1min": {
-            "start": round(load_before[0], 2),
-            "end": round(os.getloadavg()[0], 2),
-        },
+        **run_record(load_before),
         "quick": options.quick,
         "model": "stid (bundle given)" if options.model_dir else "stid, 1 epoch (trained here)",
         "batch": options.batch,

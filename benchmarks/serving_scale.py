@@ -35,18 +35,15 @@ import argparse
 import gc
 import json
 import os
-import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
-from provenance import git_commit
 
-from serving import Readings, cached_load, json_body, machine, post, serve
+from serving import Readings, cached_load, json_body, post, run_record, serve
 from urbanflow.data.catalog import load_dataset
 from urbanflow.serving.schemas import MAX_ROWS
 
@@ -195,14 +192,7 @@ def main() -> None:
             },
         }
     meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "command": " ".join(["python", *sys.argv]),
-        "commit": git_commit(),
-        "machine": machine(),
-        "load_average_1min": {
-            "start": round(load_before[0], 2),
-            "end": round(os.getloadavg()[0], 2),
-        },
+        **run_record(load_before),
         "dataset": options.dataset,
         "model_dir": str(options.model_dir),
         "clients": options.clients,

@@ -225,14 +225,15 @@ class NeuralForecaster(Forecaster):
             members.append(network)
         self.network_ = Ensemble(members).to(device)
 
-    def parameter_count(self) -> int:
-        return parameter_count(self.network_) if hasattr(self, "network_") else 0
+    def network_spec(self, dataset: CityDataset) -> NetworkSpec:
+        """The shapes, graph and weekday rule the networks are built for to fit ``dataset``.
 
-    def _fit(
-        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
-    ) -> None:
-        device = choose_device()
-        spec = NetworkSpec(
+        Parameters
+        ----------
+        dataset
+            The training readings (their sensors, graph, grid and calendar).
+        """
+        return NetworkSpec(
             num_sensors=dataset.num_sensors,
             input_len=self.input_len,
             horizon=self.horizon,
@@ -240,6 +241,15 @@ class NeuralForecaster(Forecaster):
             graph=dataset.graph,
             weekdays=weekdays_usable(dataset.timestamps),
         )
+
+    def parameter_count(self) -> int:
+        return parameter_count(self.network_) if hasattr(self, "network_") else 0
+
+    def _fit(
+        self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
+    ) -> None:
+        device = choose_device()
+        spec = self.network_spec(dataset)
         check_dense_memory(self.network, spec, self.network_options, self.batch_size)
         loss = self.loss or DEFAULT_LOSSES[dataset.kind]
         if is_distributional(loss) and not dataset.non_negative:
