@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from urbanflow.graph.matrices import transition_matrices
-from urbanflow.graph.operators import mix_sensors, to_torch_sparse
+from urbanflow.graph.operators import mix_sensor_rows, mix_sensors, to_torch_sparse
 from urbanflow.models.networks import NetworkSpec
 
 
@@ -149,13 +149,13 @@ class STID(nn.Module):
             (default): all ``n``.
         """
         batch = x.shape[0]
-        if sensors is not None and not self.neighbours:
-            x = x[:, :, sensors]  # only these windows are needed
-        window = x.permute(0, 2, 1, 3).reshape(batch, x.shape[2], -1)  # [b n (L c)]
-        if self.neighbours:
+        own = x if sensors is None else x[:, :, sensors]  # [b L s c]
+        window = own.permute(0, 2, 1, 3).reshape(batch, own.shape[2], -1)  # [b s (L c)]
+        if self.neighbours and sensors is None:
             window = torch.cat([window, mix_sensors(self.walk, window, dim=1)], dim=-1)
-            if sensors is not None:
-                window = window[:, sensors]
+        elif self.neighbours:  # only the block's rows of the walk, and the sensors they reach
+            mixed = mix_sensor_rows(self.walk, x, sensors, dim=2)
+            window = torch.cat([window, mixed.permute(0, 2, 1, 3).reshape_as(window)], dim=-1)
         node = self.node if sensors is None else self.node[sensors]
         count = window.shape[1]
         parts = [
