@@ -365,7 +365,9 @@ def test_fits_made_a_few_rows_at_a_time_equal_fits_made_at_once(
     fitting = city_with_holes.slice_steps(0, 300)
     validation = city_with_holes.slice_steps(300, 400)
     whole = make_model(name).fit(fitting, validation)
-    monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", 3 * city_with_holes.num_sensors)
+    # chunks of 5 samples, each in blocks of 2 sensors for ridge
+    monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", 5 * 2 * 27)
+    monkeypatch.setattr(baselines, "_MIN_CHUNK_SAMPLES", 5)
     chunked = make_model(name).fit(fitting, validation)
     np.testing.assert_allclose(
         chunked.predict(city_with_holes, times),

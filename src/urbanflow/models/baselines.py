@@ -41,6 +41,9 @@ from urbanflow.graph.matrices import neighbour_average
 from urbanflow.models.base import FitProgress, Forecaster
 
 _CHUNK_ELEMENTS = 1 << 22  # ridge features built at most this many numbers at a time
+# ridge takes at least this many samples at a time, in blocks of sensors on a large city:
+# per-sensor normal equations made from a few rows each cost more in overhead than in sums
+_MIN_CHUNK_SAMPLES = 256
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 """The penalties ridge chooses from by validation MAE when no ``alpha`` is given."""
 FALLBACK_ALPHA = 1.0  # when there is nothing to choose on (too few samples to hold out)
@@ -334,8 +337,10 @@ def ridge_features(
     input_len: int,
     transition: sparse.spmatrix,
     day_fraction: np.ndarray,
+    sensors: slice = slice(None),
 ) -> np.ndarray:
-    """``[b n f]`` features, ``f = 2L + 3``: own lags, neighbour-average lags, sin, cos, 1.
+    """``[b s f]`` features of the ``sensors``, ``f = 2L + 3``: own lags, neighbour-average
+    lags, sin, cos, 1. Only these sensors' and their neighbours' readings are read.
 
     Parameters
     ----------
@@ -351,10 +356,16 @@ def ridge_features(
         ``[n n]`` row-normalised adjacency (sparse) that averages each sensor's neighbours.
     day_fraction
         ``[b]`` local time of day of each issue time ``t``, in days (``0 … 1``).
+    sensors
+        The ``s`` sensors (columns of ``scaled``) whose rows are built; default all.
     """
-    own = fill_windows(input_windows(scaled, times, input_len), 0.0)  # [b l n]
+    own = fill_windows(input_windows(scaled[:, sensors], times, input_len), 0.0)  # [b l s]
     b, lags, n = own.shape
-    neighbours = np.asarray(transition @ own.reshape(b * lags, n).T).T.reshape(b, lags, n)
+    rows = sparse.csr_matrix(transition)[sensors]  # [s n]
+    reached = np.unique(rows.indices)  # the neighbours of these sensors, sorted
+    near = fill_windows(input_windows(scaled[:, reached], times, input_len), 0.0)  # [b l r]
+    flat = near.reshape(b * lags, reached.size).T
+    neighbours = np.asarray(rows[:, reached] @ flat).T.reshape(b, lags, n)
     angle = 2 * np.pi * day_fraction
     calendar = np.stack([np.sin(angle), np.cos(angle), np.ones(b)], axis=-1)  # [b 3]
     return np.concatenate(
@@ -544,7 +555,8 @@ class Ridge(Forecaster):
         errors = self._validation_maes(gram, moment, scored, scored_times)
         if validation is None:
             rest = self._normal_equations(dataset, times[times >= stop])
-            gram, moment = gram + rest[0], moment + rest[1]
+            gram += rest[0]
+            moment += rest[1]
         finite = np.isfinite(errors)
         self.alpha_ = (
             float(RIDGE_ALPHAS[int(np.argmin(np.where(finite, errors, np.inf)))])
@@ -571,18 +583,23 @@ class Ridge(Forecaster):
         groups = dataset.num_sensors if self.per_sensor else 1
         gram = np.zeros((groups, self.horizon, features, features))
         moment = np.zeros((groups, features, self.horizon))
-        for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
+        samples, blocks = self._chunks(dataset.num_sensors)
+        for chunk in batches(times, samples):
             start, stop = input_span(chunk, self.input_len)
             stop = min(stop + self.horizon, dataset.num_steps)
             scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
             local = chunk - start
-            x = ridge_features(
-                scaled, local, self.input_len, transition, self._day_fraction(dataset, chunk)
-            )
-            y = future_values(scaled, local, self.horizon).transpose(0, 2, 1)  # [b n h]
-            accumulate_normal_equations(
-                gram, moment, by_group(x, self.per_sensor), by_group(y, self.per_sensor)
-            )
+            day = self._day_fraction(dataset, chunk)
+            for sensors in blocks:
+                x = ridge_features(scaled, local, self.input_len, transition, day, sensors)
+                y = future_values(scaled[:, sensors], local, self.horizon).transpose(0, 2, 1)
+                group = sensors if self.per_sensor else slice(None)  # [b s h] targets above
+                accumulate_normal_equations(
+                    gram[group],
+                    moment[group],
+                    by_group(x, self.per_sensor),
+                    by_group(y, self.per_sensor),
+                )
         return gram, moment
 
     def _validation_maes(
@@ -593,49 +610,71 @@ class Ridge(Forecaster):
         if times.size == 0:
             return np.full(len(RIDGE_ALPHAS), np.nan)
         weights = [solve_ridge(gram, moment, alpha) for alpha in RIDGE_ALPHAS]
+        transition = neighbour_average(dataset.graph)
         errors, count = np.zeros(len(RIDGE_ALPHAS)), 0
-        for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
-            target = target_windows(dataset.readings, chunk, self.horizon)  # [b h n]
-            present = ~np.isnan(target)
-            count += int(present.sum())
-            for k, forecast in enumerate(self._forecasts(dataset, chunk, weights)):
-                errors[k] += np.abs(np.where(present, target - forecast, 0.0)).sum()
+        samples, blocks = self._chunks(dataset.num_sensors)
+        for chunk in batches(times, samples):
+            targets = target_windows(dataset.readings, chunk, self.horizon)  # [b h n]
+            for sensors in blocks:
+                target = targets[..., sensors]
+                present = ~np.isnan(target)
+                count += int(present.sum())
+                forecasts = self._forecasts(dataset, chunk, weights, transition, sensors)
+                for k, forecast in enumerate(forecasts):
+                    errors[k] += np.abs(np.where(present, target - forecast, 0.0)).sum()
         return errors / count if count else np.full(len(RIDGE_ALPHAS), np.nan)
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         forecast = np.empty((times.size, self.horizon, dataset.num_sensors), dtype=np.float32)
+        transition = neighbour_average(dataset.graph)
         first = 0
-        for chunk in batches(times, self._chunk_size(dataset.num_sensors)):
-            (forecast[first : first + chunk.size],) = self._forecasts(
-                dataset, chunk, [self.weights_]
-            )
+        samples, blocks = self._chunks(dataset.num_sensors)
+        for chunk in batches(times, samples):
+            rows = slice(first, first + chunk.size)
+            for sensors in blocks:
+                (forecast[rows, :, sensors],) = self._forecasts(
+                    dataset, chunk, [self.weights_], transition, sensors
+                )
             first += chunk.size
         return forecast
 
     def _forecasts(
-        self, dataset: CityDataset, times: np.ndarray, weights: list[np.ndarray]
+        self,
+        dataset: CityDataset,
+        times: np.ndarray,
+        weights: list[np.ndarray],
+        transition: sparse.spmatrix,
+        sensors: slice,
     ) -> list[np.ndarray]:
-        """``[b h n]`` forecasts at ``times`` (one chunk) with each of ``weights``, in the
-        readings' unit, clipped at 0 on non-negative data."""
+        """``[b h s]`` forecasts of the ``sensors`` at ``times`` (one chunk) with each of
+        ``weights``, in the readings' unit, clipped at 0 on non-negative data."""
         start, stop = input_span(times, self.input_len)
         scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
         x = ridge_features(
             scaled,
             times - start,
             self.input_len,
-            neighbour_average(dataset.graph),
+            transition,
             self._day_fraction(dataset, times),
-        ).transpose(1, 0, 2)  # [n b f]
+            sensors,
+        ).transpose(1, 0, 2)  # [s b f]
+        std, mean = self.std_[sensors, None, None], self.mean_[sensors, None, None]
         forecasts = []
         for w in weights:
-            z = (x @ w) * self.std_[:, None, None] + self.mean_[:, None, None]  # [n b h]
+            z = (x @ (w[sensors] if self.per_sensor else w)) * std + mean  # [s b h]
             if self.non_negative_:
                 z = np.maximum(z, 0.0)
             forecasts.append(z.transpose(1, 2, 0))
         return forecasts
 
-    def _chunk_size(self, num_sensors: int) -> int:
-        return max(1, _CHUNK_ELEMENTS // (num_sensors * (2 * self.input_len + 3)))
+    def _chunks(self, num_sensors: int) -> tuple[int, list[slice]]:
+        """Samples per chunk and the blocks of sensors each chunk's features are built in:
+        at most ``_CHUNK_ELEMENTS`` feature numbers at a time, from at least
+        ``_MIN_CHUNK_SAMPLES`` samples (one block of every sensor on a small city)."""
+        features = 2 * self.input_len + 3
+        samples = max(_MIN_CHUNK_SAMPLES, _CHUNK_ELEMENTS // (num_sensors * features))
+        size = max(1, _CHUNK_ELEMENTS // (samples * features))
+        return samples, [slice(first, first + size) for first in range(0, num_sensors, size)]
 
     @staticmethod
     def _day_fraction(dataset: CityDataset, times: np.ndarray) -> np.ndarray:
