@@ -24,6 +24,7 @@ from urbanflow.models.bundle import WEIGHTS, load_bundle
 from urbanflow.models.conformal import replay_intervals
 from urbanflow.serving.app import create_app
 from urbanflow.serving.issued import IssuedForecast
+from urbanflow.serving.routes import forecasts
 from urbanflow.serving.routes.forecasts import forecast_answer
 from urbanflow.serving.settings import ServeSettings
 from urbanflow.serving.store import ReadingStore
@@ -291,3 +292,23 @@ def test_a_forecast_with_fewer_steps_than_the_model_answers_its_own_steps(
     assert [p["horizon_steps"] for p in answer["data"]] == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ConfigError, match="beyond the 6 steps"):
         forecast_answer(service.model, short, 7, None)
+
+
+def test_one_sensor_of_the_forecast_in_memory_is_answered_without_a_worker_thread(
+    los_loop_bundle, los_loop, tmp_path, monkeypatch
+):
+    with app_client(los_loop_bundle, tmp_path / "s.duckdb") as client:
+        post(client, reading_rows(los_loop, HOUR))
+        caught_up(client)
+        every = client.get("/v1/forecasts").json()  # through a worker: loads the stored one
+        assert every["stored"]
+
+        def no_thread(*args, **kwargs):
+            raise AssertionError("a one-sensor answer went to a worker thread")
+
+        monkeypatch.setattr(forecasts, "run_in_threadpool", no_thread)
+        one = client.get("/v1/forecasts", params={"sensor": "773869", "horizon": 3}).json()
+        again = client.get("/v1/forecasts").json()  # built already
+    expected = [p for p in every["data"] if p["sensor_id"] == "773869" and p["horizon_steps"] == 3]
+    assert one["data"] == expected and one["issued_at"] == every["issued_at"]
+    assert again == every

@@ -354,6 +354,16 @@ class LiveService:
             self._cached = (revision, computed)
         return computed
 
+    def forecast_in_memory(self) -> IssuedForecast | None:
+        """The stored forecast of the newest step when it is already held in memory, else None:
+        neither reads the store nor waits, so the event loop may answer from it directly."""
+        latest = self.store.latest_time()
+        with self._lock:
+            issued = self._latest_issued
+        if latest is None or issued is None or issued.issued_at != latest:
+            return None
+        return issued
+
     def _stored_latest(self) -> IssuedForecast | None:
         """The stored forecast of the newest reading's step; None while it is not issued."""
         latest = self.store.latest_time()

@@ -5,7 +5,10 @@ false in the answer).
 
 Answers are built as JSON bytes once per forecast and query, off the event loop: rebuilding a
 cached all-sensor answer for every request cost ~20 ms of event-loop time (2,484 Pydantic
-points; docs/benchmarks.md).
+points; docs/benchmarks.md). An answer already built, or one sensor's (a fraction of a
+millisecond), is returned from the event loop itself when the newest forecast is in memory:
+handing it to a worker thread cost more than making it, and under many clients the thread
+waited for the interpreter lock (``?sensor=`` p99 at 10,000 sensors, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -36,24 +39,55 @@ AnswerKey = tuple[int | None, str | None]
 
 
 class ForecastAnswers:
-    """The answers already built from the service's current forecast, by query; one per app
-    (``app.state.forecast_answers``). A new forecast starts afresh."""
+    """The answers already built from the service's current forecast, by query, and its
+    capacity fields; one per app (``app.state.forecast_answers``). A new forecast starts
+    afresh."""
 
     def __init__(self) -> None:
-        self._current: tuple[IssuedForecast | None, dict[AnswerKey, bytes]] = (None, {})
+        self._current: tuple[IssuedForecast | None, dict[AnswerKey, bytes], list] = (
+            None,
+            {},
+            [],
+        )
+
+    def _of(self, forecast: IssuedForecast) -> tuple[dict[AnswerKey, bytes], list]:
+        current = self._current  # read once: a concurrent request may replace it
+        if current[0] is not forecast:
+            current = (forecast, {}, [])
+            self._current = current
+        return current[1], current[2]
+
+    def built(
+        self, forecast: IssuedForecast, horizon: int | None, sensor: str | None
+    ) -> bytes | None:
+        """The answer to this query when it is already built, else None."""
+        return self._of(forecast)[0].get((horizon, sensor))
 
     def answer(
         self, model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
     ) -> bytes:
-        current = self._current  # read once: a concurrent request may replace it
-        if current[0] is not forecast:
-            current = (forecast, {})
-            self._current = current
-        built = current[1]
+        built, capacity = self._of(forecast)
         key = (horizon, sensor)
         if key not in built:
-            built[key] = forecast_answer(model, forecast, horizon, sensor)
+            if not capacity:  # made once per forecast, for every sensor: [h n] each
+                capacity.append(capacity_fields(model, forecast))
+            built[key] = forecast_answer(model, forecast, horizon, sensor, capacity[0])
         return built[key]
+
+    def quick(
+        self, model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
+    ) -> bytes | None:
+        """The answer when it costs well under a millisecond (built already, or one sensor's
+        without capacities to work out), else None: such an answer is made on the event loop,
+        where handing it to a worker thread would cost more than making it."""
+        body = self.built(forecast, horizon, sensor)
+        if (
+            body is None
+            and sensor is not None
+            and (model.capacity is None or self._of(forecast)[1])
+        ):
+            body = self.answer(model, forecast, horizon, sensor)
+        return body
 
 
 def get_answers(request: Request) -> ForecastAnswers:
@@ -94,18 +128,26 @@ async def get_forecasts(
             lambda: forecast_answer(model, service.issued(when), horizon, sensor)
         )
         return Response(content=body, media_type="application/json")
-    body = await run_in_threadpool(
-        lambda: answers.answer(model, service.forecast(), horizon, sensor)
-    )
+    in_memory = service.forecast_in_memory()
+    body = None if in_memory is None else answers.quick(model, in_memory, horizon, sensor)
+    if body is None:
+        body = await run_in_threadpool(
+            lambda: answers.answer(model, service.forecast(), horizon, sensor)
+        )
     return Response(content=body, media_type="application/json")
 
 
 def forecast_answer(
-    model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
+    model: LiveModel,
+    forecast: IssuedForecast,
+    horizon: int | None,
+    sensor: str | None,
+    capacity: dict[str, list] | None = None,
 ) -> bytes:
     """The ``GET /v1/forecasts`` body (``ForecastOut`` as JSON) for one step or all, one sensor
     or all; with ``capacity``, ``utilisation`` and ``p_above_capacity`` per point when the
-    model's data are occupancies with capacities (``serving/capacity.py``)."""
+    model's data are occupancies with capacities (``serving/capacity.py``), from ``capacity``
+    (:func:`capacity_fields` of this forecast) when given, else worked out here."""
     ids = model.sensors.ids
     if horizon is not None and horizon > forecast.horizon:  # issued by a model with fewer steps
         raise ConfigError(
@@ -126,7 +168,8 @@ def forecast_answer(
         for k in range(len(forecast.levels))
         for bound in (forecast.lower[k], forecast.upper[k])
     ]
-    full = capacity_fields(model, forecast)  # name -> [h][n] or [n], None without capacities
+    # name -> [h][n] or [n], None without capacities
+    full = capacity if capacity is not None else capacity_fields(model, forecast)
 
     def point(j: int, k: int, h: int) -> dict[str, object]:
         n = int(columns[j])
