@@ -291,7 +291,7 @@ def test_an_explicit_alpha_skips_the_search(make_dataset: DatasetBuilder, monkey
     def no_search(*args: object) -> None:
         raise AssertionError("searched although alpha was given")
 
-    monkeypatch.setattr(Ridge, "_validation_maes", no_search)
+    monkeypatch.setattr(Ridge, "_validation_errors", no_search)
     rng = np.random.default_rng(1)
     dataset = make_dataset(50.0 + rng.standard_normal((240, 4)))
     model = Ridge(alpha=10.0).fit(dataset, validation=dataset.slice_steps(200, 240))
@@ -356,18 +356,27 @@ def test_unknown_hyperparameter_names_the_valid_ones() -> None:
         make_model("last-value", alpha=1.0)
 
 
-@pytest.mark.parametrize("name", ["ridge-per-sensor", "historical-average", "last-value"])
+@pytest.mark.parametrize(
+    ("name", "validated"),
+    [
+        ("ridge-per-sensor", True),
+        ("ridge-per-sensor", False),  # the penalty chosen on held-out training samples
+        ("historical-average", True),
+        ("last-value", True),
+    ],
+)
 def test_fits_made_a_few_rows_at_a_time_equal_fits_made_at_once(
-    city_with_holes: CityDataset, name: str, monkeypatch
+    city_with_holes: CityDataset, name: str, validated: bool, monkeypatch
 ) -> None:
     # the chunks of a city ~1,000 times larger: sums over time, normal equations and solves
     times = np.arange(12, city_with_holes.num_steps - 12 + 1, 7)
     fitting = city_with_holes.slice_steps(0, 300)
-    validation = city_with_holes.slice_steps(300, 400)
+    validation = city_with_holes.slice_steps(300, 400) if validated else None
     whole = make_model(name).fit(fitting, validation)
-    # chunks of 5 samples, each in blocks of 2 sensors for ridge
+    # chunks of 5 samples, each in blocks of 2 sensors for ridge, fitted a block at a time
     monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", 5 * 2 * 27)
     monkeypatch.setattr(baselines, "_MIN_CHUNK_SAMPLES", 5)
+    monkeypatch.setattr(baselines, "_GRAM_BYTES", 1)
     chunked = make_model(name).fit(fitting, validation)
     np.testing.assert_allclose(
         chunked.predict(city_with_holes, times),

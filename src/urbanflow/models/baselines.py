@@ -44,6 +44,8 @@ _CHUNK_ELEMENTS = 1 << 22  # ridge features built at most this many numbers at a
 # ridge takes at least this many samples at a time, in blocks of sensors on a large city:
 # per-sensor normal equations made from a few rows each cost more in overhead than in sums
 _MIN_CHUNK_SAMPLES = 256
+# per-sensor ridge is fitted a group of sensors at a time, whose XᵀX take at most this much
+_GRAM_BYTES = 1 << 28
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 """The penalties ridge chooses from by validation MAE when no ``alpha`` is given."""
 FALLBACK_ALPHA = 1.0  # when there is nothing to choose on (too few samples to hold out)
@@ -540,31 +542,57 @@ class Ridge(Forecaster):
         self.std_ = training_stds(values, self.mean_)
         self.non_negative_ = dataset.non_negative
         times = np.arange(self.input_len, dataset.num_steps)
+        groups = self._fit_groups(dataset.num_sensors)
         if self.alpha is not None:
             self.alpha_ = float(self.alpha)
-            self.weights_ = solve_ridge(*self._normal_equations(dataset, times), self.alpha_)
+            self.weights_ = np.concatenate(
+                [
+                    solve_ridge(*self._normal_equations(dataset, times, g), self.alpha_)
+                    for g in groups
+                ]
+            )
             return
         if validation is not None:
-            gram, moment = self._normal_equations(dataset, times)
             scored, scored_times = validation, self._full_samples(validation)
+            fitted = times
         else:  # hold out the last samples; the fit adds their equations back afterwards
-            fitting, held = hold_out(self._full_samples(dataset), self.horizon)
+            fitting, scored_times = hold_out(self._full_samples(dataset), self.horizon)
             stop = int(fitting[-1]) + 1 if fitting.size else self.input_len
-            gram, moment = self._normal_equations(dataset, times[times < stop])
-            scored, scored_times = dataset, held
-        errors = self._validation_maes(gram, moment, scored, scored_times)
-        if validation is None:
-            rest = self._normal_equations(dataset, times[times >= stop])
-            gram += rest[0]
-            moment += rest[1]
+            scored, fitted = dataset, times[times < stop]
+        errors, count = np.zeros(len(RIDGE_ALPHAS)), 0
+        candidates: list[list[np.ndarray]] = []  # per group of sensors, the weights per alpha
+        for group in groups:
+            gram, moment = self._normal_equations(dataset, fitted, group)
+            weights = [solve_ridge(gram, moment, alpha) for alpha in RIDGE_ALPHAS]
+            group_errors, group_count = self._validation_errors(
+                weights, scored, scored_times, group
+            )
+            errors, count = errors + group_errors, count + group_count
+            if validation is None:
+                rest = self._normal_equations(dataset, times[times >= stop], group)
+                gram += rest[0]
+                moment += rest[1]
+                weights = [solve_ridge(gram, moment, alpha) for alpha in RIDGE_ALPHAS]
+            candidates.append(weights)
+            del gram, moment
+        errors = errors / count if count else np.full(len(RIDGE_ALPHAS), np.nan)
         finite = np.isfinite(errors)
-        self.alpha_ = (
-            float(RIDGE_ALPHAS[int(np.argmin(np.where(finite, errors, np.inf)))])
+        chosen = (
+            int(np.argmin(np.where(finite, errors, np.inf)))
             if finite.any() and np.ptp(errors[finite]) > 0
-            else FALLBACK_ALPHA
+            else None
         )
+        self.alpha_ = FALLBACK_ALPHA if chosen is None else float(RIDGE_ALPHAS[chosen])
         self.validation_maes_ = dict(zip(RIDGE_ALPHAS, errors.tolist(), strict=True))
-        self.weights_ = solve_ridge(gram, moment, self.alpha_)
+        if chosen is None:
+            self.weights_ = np.concatenate(
+                [
+                    solve_ridge(*self._normal_equations(dataset, times, g), self.alpha_)
+                    for g in groups
+                ]
+            )
+        else:
+            self.weights_ = np.concatenate([weights[chosen] for weights in candidates])
 
     def _full_samples(self, dataset: CityDataset) -> np.ndarray:
         """Sample times of ``dataset`` whose inputs and targets lie inside it (maybe none)."""
@@ -574,55 +602,63 @@ class Ridge(Forecaster):
         return sample_times(dataset.num_steps, self.input_len, self.horizon)
 
     def _normal_equations(
-        self, dataset: CityDataset, times: np.ndarray
+        self, dataset: CityDataset, times: np.ndarray, group: list[slice]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``XᵀX: [g h f f]`` and ``Xᵀy: [g f h]`` over the samples at ``times``; the
-        readings are standardised a chunk of samples at a time."""
+        """``XᵀX: [g h f f]`` and ``Xᵀy: [g f h]`` of one group of sensors (its blocks, see
+        :meth:`_fit_groups`) over the samples at ``times``; the readings are standardised a
+        chunk of samples at a time."""
         transition = neighbour_average(dataset.graph)
         features = 2 * self.input_len + 3
-        groups = dataset.num_sensors if self.per_sensor else 1
-        gram = np.zeros((groups, self.horizon, features, features))
-        moment = np.zeros((groups, features, self.horizon))
-        samples, blocks = self._chunks(dataset.num_sensors)
-        for chunk in batches(times, samples):
+        first = group[0].start
+        size = min(group[-1].stop, dataset.num_sensors) - first if self.per_sensor else 1
+        gram = np.zeros((size, self.horizon, features, features))
+        moment = np.zeros((size, features, self.horizon))
+        for chunk in batches(times, self._chunks(dataset.num_sensors)[0]):
             start, stop = input_span(chunk, self.input_len)
             stop = min(stop + self.horizon, dataset.num_steps)
             scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
             local = chunk - start
             day = self._day_fraction(dataset, chunk)
-            for sensors in blocks:
+            for sensors in group:
                 x = ridge_features(scaled, local, self.input_len, transition, day, sensors)
                 y = future_values(scaled[:, sensors], local, self.horizon).transpose(0, 2, 1)
-                group = sensors if self.per_sensor else slice(None)  # [b s h] targets above
+                rows = slice(sensors.start - first, sensors.stop - first)
+                rows = rows if self.per_sensor else slice(None)  # [b s h] targets above
                 accumulate_normal_equations(
-                    gram[group],
-                    moment[group],
+                    gram[rows],
+                    moment[rows],
                     by_group(x, self.per_sensor),
                     by_group(y, self.per_sensor),
                 )
         return gram, moment
 
-    def _validation_maes(
-        self, gram: np.ndarray, moment: np.ndarray, dataset: CityDataset, times: np.ndarray
-    ) -> np.ndarray:
-        """``[k]`` MAE over the present targets at ``times`` of the fit with each of
-        :data:`RIDGE_ALPHAS`; NaN when no target is present."""
+    def _validation_errors(
+        self,
+        weights: list[np.ndarray],
+        dataset: CityDataset,
+        times: np.ndarray,
+        group: list[slice],
+    ) -> tuple[np.ndarray, int]:
+        """``[k]`` summed absolute errors over the present targets at ``times`` of one group of
+        sensors, forecast with each of ``weights`` (that group's, one per alpha), and the
+        count of those targets."""
+        errors, count = np.zeros(len(weights)), 0
         if times.size == 0:
-            return np.full(len(RIDGE_ALPHAS), np.nan)
-        weights = [solve_ridge(gram, moment, alpha) for alpha in RIDGE_ALPHAS]
+            return errors, count
         transition = neighbour_average(dataset.graph)
-        errors, count = np.zeros(len(RIDGE_ALPHAS)), 0
-        samples, blocks = self._chunks(dataset.num_sensors)
-        for chunk in batches(times, samples):
-            targets = target_windows(dataset.readings, chunk, self.horizon)  # [b h n]
-            for sensors in blocks:
-                target = targets[..., sensors]
-                present = ~np.isnan(target)
+        first = group[0].start
+        for chunk in batches(times, self._chunks(dataset.num_sensors)[0]):
+            inputs = self._chunk_inputs(dataset, chunk)
+            for sensors in group:
+                target = target_windows(dataset.readings[:, sensors], chunk, self.horizon)
+                present = ~np.isnan(target)  # [b h s]
                 count += int(present.sum())
-                forecasts = self._forecasts(dataset, chunk, weights, transition, sensors)
+                rows = slice(sensors.start - first, sensors.stop - first)
+                block = [w[rows] if self.per_sensor else w for w in weights]
+                forecasts = self._forecasts(*inputs, block, transition, sensors)
                 for k, forecast in enumerate(forecasts):
                     errors[k] += np.abs(np.where(present, target - forecast, 0.0)).sum()
-        return errors / count if count else np.full(len(RIDGE_ALPHAS), np.nan)
+        return errors, count
 
     def _predict(self, dataset: CityDataset, times: np.ndarray) -> np.ndarray:
         forecast = np.empty((times.size, self.horizon, dataset.num_sensors), dtype=np.float32)
@@ -631,37 +667,43 @@ class Ridge(Forecaster):
         samples, blocks = self._chunks(dataset.num_sensors)
         for chunk in batches(times, samples):
             rows = slice(first, first + chunk.size)
+            inputs = self._chunk_inputs(dataset, chunk)
             for sensors in blocks:
+                weights = self.weights_[sensors] if self.per_sensor else self.weights_
                 (forecast[rows, :, sensors],) = self._forecasts(
-                    dataset, chunk, [self.weights_], transition, sensors
+                    *inputs, [weights], transition, sensors
                 )
             first += chunk.size
         return forecast
 
+    def _chunk_inputs(
+        self, dataset: CityDataset, times: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the forecasts of one chunk of ``times`` start from, for every sensor: the
+        standardised readings of the span their inputs cover, the times as indices into it,
+        and their time of day."""
+        start, stop = input_span(times, self.input_len)
+        scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
+        return scaled, times - start, self._day_fraction(dataset, times)
+
     def _forecasts(
         self,
-        dataset: CityDataset,
+        scaled: np.ndarray,
         times: np.ndarray,
+        day_fraction: np.ndarray,
         weights: list[np.ndarray],
         transition: sparse.spmatrix,
         sensors: slice,
     ) -> list[np.ndarray]:
-        """``[b h s]`` forecasts of the ``sensors`` at ``times`` (one chunk) with each of
-        ``weights``, in the readings' unit, clipped at 0 on non-negative data."""
-        start, stop = input_span(times, self.input_len)
-        scaled = (dataset.readings[start:stop, :, 0] - self.mean_) / self.std_
-        x = ridge_features(
-            scaled,
-            times - start,
-            self.input_len,
-            transition,
-            self._day_fraction(dataset, times),
-            sensors,
-        ).transpose(1, 0, 2)  # [s b f]
+        """``[b h s]`` forecasts of the ``sensors`` from one chunk's inputs
+        (:meth:`_chunk_inputs`) with each of ``weights`` (``[s f h]`` these sensors', or
+        ``[1 f h]`` shared), in the readings' unit, clipped at 0 on non-negative data."""
+        x = ridge_features(scaled, times, self.input_len, transition, day_fraction, sensors)
+        x = x.transpose(1, 0, 2)  # [s b f]
         std, mean = self.std_[sensors, None, None], self.mean_[sensors, None, None]
         forecasts = []
         for w in weights:
-            z = (x @ (w[sensors] if self.per_sensor else w)) * std + mean  # [s b h]
+            z = (x @ w) * std + mean  # [s b h]
             if self.non_negative_:
                 z = np.maximum(z, 0.0)
             forecasts.append(z.transpose(1, 2, 0))
@@ -675,6 +717,19 @@ class Ridge(Forecaster):
         samples = max(_MIN_CHUNK_SAMPLES, _CHUNK_ELEMENTS // (num_sensors * features))
         size = max(1, _CHUNK_ELEMENTS // (samples * features))
         return samples, [slice(first, first + size) for first in range(0, num_sensors, size)]
+
+    def _fit_groups(self, num_sensors: int) -> list[list[slice]]:
+        """The blocks of sensors (:meth:`_chunks`) in groups fitted one after the other:
+        per sensor, each group's normal equations take at most ``_GRAM_BYTES``, so that a
+        large city's are never all held at once; one group for a shared fit."""
+        blocks = self._chunks(num_sensors)[1]
+        if not self.per_sensor:
+            return [blocks]
+        features = 2 * self.input_len + 3
+        per_sensor = self.horizon * features * features * 8
+        sensors = max(1, _GRAM_BYTES // per_sensor)
+        per_group = max(1, sensors // (blocks[0].stop - blocks[0].start))
+        return [blocks[first : first + per_group] for first in range(0, len(blocks), per_group)]
 
     @staticmethod
     def _day_fraction(dataset: CityDataset, times: np.ndarray) -> np.ndarray:
