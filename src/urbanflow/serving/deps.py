@@ -1,4 +1,8 @@
-"""Dependencies shared by the routes: the running service and the write guard."""
+"""Dependencies shared by the routes: the running service and the write guard.
+
+They are ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, a hop that cost
+more than these lookups and, under many clients, waited for the interpreter lock.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +20,19 @@ from urbanflow.serving.store import ReadingStore
 _bearer = HTTPBearer(auto_error=False, description="Required when URBANFLOW_TOKEN is set")
 
 
-def get_service(request: Request) -> LiveService:
+async def get_service(request: Request) -> LiveService:
     return request.app.state.service
 
 
-def get_store(request: Request) -> ReadingStore:
+async def get_store(request: Request) -> ReadingStore:
     return request.app.state.service.store
 
 
-def get_model(request: Request) -> LiveModel:
+async def get_model(request: Request) -> LiveModel:
     return request.app.state.service.model
 
 
-def require_writer(
+async def require_writer(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

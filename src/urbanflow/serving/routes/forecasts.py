@@ -90,7 +90,7 @@ class ForecastAnswers:
         return body
 
 
-def get_answers(request: Request) -> ForecastAnswers:
+async def get_answers(request: Request) -> ForecastAnswers:
     return request.app.state.forecast_answers
 
 
