@@ -48,7 +48,8 @@ _MIN_CHUNK_SAMPLES = 256
 _GRAM_BYTES = 1 << 28
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 """The penalties ridge chooses from by validation MAE when no ``alpha`` is given."""
-FALLBACK_ALPHA = 1.0  # when there is nothing to choose on (too few samples to hold out)
+# one of RIDGE_ALPHAS: the penalty when there is nothing to choose on (too few samples to hold out)
+FALLBACK_ALPHA = 1.0
 
 
 # --- small pure helpers -------------------------------------------------------------------
@@ -580,19 +581,11 @@ class Ridge(Forecaster):
         chosen = (
             int(np.argmin(np.where(finite, errors, np.inf)))
             if finite.any() and np.ptp(errors[finite]) > 0
-            else None
+            else RIDGE_ALPHAS.index(FALLBACK_ALPHA)
         )
-        self.alpha_ = FALLBACK_ALPHA if chosen is None else float(RIDGE_ALPHAS[chosen])
+        self.alpha_ = float(RIDGE_ALPHAS[chosen])
         self.validation_maes_ = dict(zip(RIDGE_ALPHAS, errors.tolist(), strict=True))
-        if chosen is None:
-            self.weights_ = np.concatenate(
-                [
-                    solve_ridge(*self._normal_equations(dataset, times, g), self.alpha_)
-                    for g in groups
-                ]
-            )
-        else:
-            self.weights_ = np.concatenate([weights[chosen] for weights in candidates])
+        self.weights_ = np.concatenate([weights[chosen] for weights in candidates])
 
     def _full_samples(self, dataset: CityDataset) -> np.ndarray:
         """Sample times of ``dataset`` whose inputs and targets lie inside it (maybe none)."""
