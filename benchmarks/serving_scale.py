@@ -17,7 +17,10 @@ subprocess on 127.0.0.1 (fresh store, ``OMP_NUM_THREADS=1``), driven over loopba
    sending the POST to seeing its forecast stored (the POST's own time too);
 4. reads: ``GET /v1/forecasts?sensor=<id>`` from ``--clients`` keep-alive clients ×
    ``--requests`` each, each request a different sensor (a seeded shuffle), nothing posted
-   meanwhile; then ``?sensor=<id>&horizon=3``;
+   meanwhile, each load other sensors than the loads before; then ``?sensor=<id>&horizon=3``;
+   both from client threads of this process,
+   then again from client processes (``serving.process_load``: threads share the interpreter
+   lock, whose waits add to the latencies they measure);
 5. store: the server stopped, the readings table copied alone in time order into a fresh DuckDB
    file: MB per million readings.
 
@@ -43,11 +46,17 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from serving import Readings, cached_load, json_body, post, run_record, serve
+from serving import Readings, cached_load, json_body, post, process_load, run_record, serve
 from urbanflow.data.catalog import load_dataset
 from urbanflow.serving.schemas import MAX_ROWS
 
 MB = 1e6
+READS = (  # name, query suffix, load: each request another sensor
+    ("sensor", "", cached_load),
+    ("sensor_horizon_3", "&horizon=3", cached_load),
+    ("sensor_processes", "", process_load),
+    ("sensor_horizon_3_processes", "&horizon=3", process_load),
+)
 
 
 def wait_issued(client: httpx.Client, stamp: pd.Timestamp, timeout: float = 600.0) -> float:
@@ -154,12 +163,12 @@ def main() -> None:
                 )
                 print(f"step: {step}", flush=True)
                 reads: dict[str, object] = {}
-                for name, suffix in (("sensor", ""), ("sensor_horizon_3", "&horizon=3")):
-                    queries = [f"?sensor={sensor}{suffix}" for sensor in order]
+                for j, (name, suffix, load) in enumerate(READS):
+                    # each load reads sensors no earlier one read: answers not built yet
+                    shifted = np.roll(order, -j * options.clients * options.requests)
+                    queries = [f"?sensor={sensor}{suffix}" for sensor in shifted]
                     cpu = server.cpu_seconds()
-                    reads[name] = cached_load(
-                        server.url, queries, options.clients, options.requests
-                    )
+                    reads[name] = load(server.url, queries, options.clients, options.requests)
                     reads[name]["server_cpu_ms_per_request"] = round(
                         (server.cpu_seconds() - cpu) / reads[name]["requests"] * 1e3, 2
                     )
@@ -220,10 +229,12 @@ def render(meta: dict[str, object], result: dict[str, object]) -> str:
         f"{step['max_ms']:.0f}); the POST alone {step['post_median_ms']:.0f} ms; server CPU "
         f"{step['server_cpu_ms_per_step']:.0f} ms a step | ≤ 500 ms |",
     ]
-    for key, label in (("sensor", "`?sensor=`"), ("sensor_horizon_3", "`?sensor=&horizon=3`")):
+    for key, suffix, load in READS:
         f = result["reads"][key]
+        label = f"`?sensor={suffix}`"
+        kind = "client processes" if load is process_load else "client threads"
         lines.append(
-            f"| GET /v1/forecasts{label}, {f['clients']} clients × {f['requests'] // f['clients']}"
+            f"| GET /v1/forecasts{label}, {f['clients']} {kind} × {f['requests'] // f['clients']}"
             f", p50 / p99 / max | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} / {f['max_ms']:.1f} ms, "
             f"{f['requests_per_s']:.0f} requests/s; server CPU "
             f"{f['server_cpu_ms_per_request']:.2f} ms a request | p99 ≤ 10 ms |"
