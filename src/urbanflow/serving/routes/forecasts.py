@@ -14,6 +14,7 @@ waited for the interpreter lock (``?sensor=`` p99 at 10,000 sensors, docs/benchm
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated
 
@@ -38,41 +39,40 @@ AnswerKey = tuple[int | None, str | None]
 """``(horizon, sensor)`` of a ``GET /v1/forecasts`` request (None: all)."""
 
 
+@dataclass
+class BuiltAnswers:
+    """The answers built from one forecast, by query, and its capacity fields once made."""
+
+    forecast: IssuedForecast
+    bodies: dict[AnswerKey, bytes] = field(default_factory=dict)
+    capacity: dict[str, list] | None = None  # capacity_fields(model, forecast)
+    capacity_made: bool = False
+
+
 class ForecastAnswers:
-    """The answers already built from the service's current forecast, by query, and its
-    capacity fields; one per app (``app.state.forecast_answers``). A new forecast starts
-    afresh."""
+    """The answers already built from the service's current forecast; one per app
+    (``app.state.forecast_answers``). A new forecast starts afresh."""
 
     def __init__(self) -> None:
-        self._current: tuple[IssuedForecast | None, dict[AnswerKey, bytes], list] = (
-            None,
-            {},
-            [],
-        )
+        self._current: BuiltAnswers | None = None
 
-    def _of(self, forecast: IssuedForecast) -> tuple[dict[AnswerKey, bytes], list]:
+    def _of(self, forecast: IssuedForecast) -> BuiltAnswers:
         current = self._current  # read once: a concurrent request may replace it
-        if current[0] is not forecast:
-            current = (forecast, {}, [])
+        if current is None or current.forecast is not forecast:
+            current = BuiltAnswers(forecast)
             self._current = current
-        return current[1], current[2]
-
-    def built(
-        self, forecast: IssuedForecast, horizon: int | None, sensor: str | None
-    ) -> bytes | None:
-        """The answer to this query when it is already built, else None."""
-        return self._of(forecast)[0].get((horizon, sensor))
+        return current
 
     def answer(
         self, model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
     ) -> bytes:
-        built, capacity = self._of(forecast)
+        built = self._of(forecast)
         key = (horizon, sensor)
-        if key not in built:
-            if not capacity:  # made once per forecast, for every sensor: [h n] each
-                capacity.append(capacity_fields(model, forecast))
-            built[key] = forecast_answer(model, forecast, horizon, sensor, capacity[0])
-        return built[key]
+        if key not in built.bodies:
+            if not built.capacity_made:  # once per forecast, for every sensor: [h n] each
+                built.capacity, built.capacity_made = capacity_fields(model, forecast), True
+            built.bodies[key] = forecast_answer(model, forecast, horizon, sensor, built.capacity)
+        return built.bodies[key]
 
     def quick(
         self, model: LiveModel, forecast: IssuedForecast, horizon: int | None, sensor: str | None
@@ -80,12 +80,9 @@ class ForecastAnswers:
         """The answer when it costs well under a millisecond (built already, or one sensor's
         without capacities to work out), else None: such an answer is made on the event loop,
         where handing it to a worker thread would cost more than making it."""
-        body = self.built(forecast, horizon, sensor)
-        if (
-            body is None
-            and sensor is not None
-            and (model.capacity is None or self._of(forecast)[1])
-        ):
+        built = self._of(forecast)
+        body = built.bodies.get((horizon, sensor))
+        if body is None and sensor is not None and (model.capacity is None or built.capacity_made):
             body = self.answer(model, forecast, horizon, sensor)
         return body
 
