@@ -147,6 +147,30 @@ def test_a_tight_budget_trains_one_network_rather_than_three(counts: CityDataset
     np.testing.assert_allclose(loaded.predict(counts, times), model.predict(counts, times))
 
 
+def test_the_budget_pays_for_building_the_training_tensors(counts: CityDataset, monkeypatch):
+    """The budget is the whole fit's: time spent building tensors is not given to training."""
+    import time
+
+    import urbanflow.models.neural as neural
+
+    building = NeuralForecaster.series
+    given: list[float] = []
+    train = neural.train
+
+    def slow_series(self: NeuralForecaster, data: CityDataset):
+        time.sleep(0.3)
+        return building(self, data)
+
+    def timed_train(*args: object):
+        given.append(args[-2].time_budget_min * 60)
+        return train(*args)
+
+    monkeypatch.setattr(NeuralForecaster, "series", slow_series)
+    monkeypatch.setattr(neural, "train", timed_train)
+    stid(time_budget_min=2 / 60, max_epochs=1).fit(counts)
+    assert given and given[0] <= 2 - 0.3
+
+
 def test_an_untimed_ensemble_trains_every_network(counts: CityDataset) -> None:
     model = stid(ensemble=2).fit(counts)
     assert model.ensemble == 2 and len(model.training_reports_) == 2

@@ -88,11 +88,12 @@ class NeuralForecaster(Forecaster):
         Most passes over the training samples (default 100); also the length of the
         learning-rate schedule.
     time_budget_min
-        Wall-clock limit of the whole fit in minutes. The networks train one after the other,
-        each with what is left of the budget; another network starts only while the time
-        left is at least what the first one took, so a tight budget trains fewer networks to
-        convergence rather than several half-trained ones (``ensemble`` then records how many
-        were trained). The budget is checked between batches (``training.engine.train``).
+        Wall-clock limit of the whole fit in minutes, building the training tensors
+        included. The networks train one after the other, each with what is left of the
+        budget; another network starts only while the time left is at least what the first
+        one took, so a tight budget trains fewer networks to convergence rather than several
+        half-trained ones (``ensemble`` then records how many were trained). The budget is
+        checked between batches (``training.engine.train``).
         ``None`` (default): no limit.
     batch_size
         Samples per optimiser step (default 32).
@@ -248,6 +249,7 @@ class NeuralForecaster(Forecaster):
     def _fit(
         self, dataset: CityDataset, validation: CityDataset | None, progress: FitProgress | None
     ) -> None:
+        started = time.perf_counter()  # the budget also pays for building the tensors
         device = choose_device()
         spec = self.network_spec(dataset)
         check_dense_memory(self.network, spec, self.network_options, self.batch_size)
@@ -270,7 +272,6 @@ class NeuralForecaster(Forecaster):
 
         criterion = validation_criterion(self.loss_)
         self.training_reports_: list[TrainingReport] = []
-        started = time.perf_counter()
         for member, network in enumerate(self.network_.members):
             minutes_left = None
             if self.time_budget_min is not None:
@@ -280,6 +281,8 @@ class NeuralForecaster(Forecaster):
                 if member and distributed.any_rank(minutes_left < first):
                     self._keep_members(member)
                     break
+                # spent on the tensors already: the first network still takes one step
+                minutes_left = max(minutes_left, 1e-9)
             label = f"network {member + 1}/{self.ensemble} · " if self.ensemble > 1 else ""
 
             def on_epoch(report: EpochReport, label: str = label) -> None:
