@@ -123,10 +123,32 @@ def test_no_levels_calibrate_nothing_unless_asked(los_loop, monkeypatch):
     asked = []
     calibrate = intervals.calibrate_on_validation
     monkeypatch.setattr(
-        evaluation, "calibrate_on_validation", lambda *args: asked.append(1) or calibrate(*args)
+        evaluation,
+        "calibrate_on_validation",
+        lambda *args, **kwargs: asked.append(1) or calibrate(*args, **kwargs),
     )
     plain = score_fitted(model, los_loop, plan)
     assert plain.calibration is None and not asked
     stored = score_fitted(model, los_loop, plan, calibrate=True)
     assert stored.calibration is not None and asked == [1] and stored.levels == ()
     assert stored.average == plain.average
+
+
+@pytest.mark.parametrize("levels", [(), (80.0, 95.0)])
+def test_scoring_forecasts_each_sample_once(los_loop, monkeypatch, levels):
+    plan = make_plan("default", los_loop.num_steps, 12)
+    model = make_model("last-value", input_len=12, horizon=12)
+    model.fit(los_loop.slice_steps(0, plan.fit_stop))
+    calls: list[np.ndarray] = []
+    predict = model.predict
+    monkeypatch.setattr(
+        model, "predict", lambda data, times: calls.append(times) or predict(data, times)
+    )
+    result = score_fitted(model, los_loop, plan, levels=levels, calibrate=True)
+    forecast = np.concatenate(calls)
+    tested = intervals.replay_span(plan, result.calibration) if levels else plan.test_times
+    assert set(forecast) == set(plan.validation_times) | set(tested)
+    # twice only the validation samples the replay starts from (targets past the cutoff)
+    twice = set(plan.validation_times) & set(tested)
+    assert forecast.size == np.unique(forecast).size + len(twice)
+    assert len(twice) < plan.horizon

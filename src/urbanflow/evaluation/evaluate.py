@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,9 +13,10 @@ from urbanflow.data.windows import target_windows
 from urbanflow.evaluation.intervals import (
     calibrate_on_validation,
     forecast_batches,
-    interval_metrics,
+    replay_intervals,
+    replay_span,
 )
-from urbanflow.evaluation.metrics import ErrorTotals, default_mape_threshold
+from urbanflow.evaluation.metrics import ErrorTotals, IntervalTotals, default_mape_threshold
 from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
 from urbanflow.models.base import FitProgress, Forecaster
 from urbanflow.models.conformal import Calibration
@@ -80,7 +81,8 @@ class EvaluationResult:
     train_seconds
         Wall-clock seconds of ``fit``.
     predict_seconds
-        Wall-clock seconds of forecasting every validation and test sample.
+        Wall-clock seconds of scoring: forecasting every validation and test sample once,
+        calibrating and replaying the intervals on the way when there are any.
     parameters
         Learned numbers of the fitted model (``parameter_count()``).
     hyperparameters
@@ -293,6 +295,10 @@ def score_fitted(
 ) -> EvaluationResult:
     """Score a fitted ``model`` on the plan's validation and test samples.
 
+    Each sample is forecast once: the validation forecasts are scored and calibrate the
+    intervals, then the test part's forecasts (the replay span's, with intervals) are scored
+    as points and as intervals.
+
     Parameters
     ----------
     model
@@ -319,33 +325,40 @@ def score_fitted(
     """
     if mape_threshold is None:
         mape_threshold = default_mape_threshold(dataset.kind)
-    validation = ScoreGroup(
-        "validation", plan.horizon, plan.validation_times, tuple(range(1, plan.horizon + 1))
-    )
-    groups = (*plan.test_groups, plan.average, validation)
-    totals = [ErrorTotals(max(g.steps), mape_threshold) for g in groups]
-    times = np.unique(np.concatenate([plan.test_times, plan.validation_times]))
+    validation = ErrorTotals(plan.horizon, mape_threshold)
+    groups = (*plan.test_groups, plan.average)
+    points = [ErrorTotals(max(g.steps), mape_threshold) for g in groups]
+    counter = SampleCounter(progress, plan.validation_times.size + plan.test_times.size)
     started = time.perf_counter()
-    done = 0
-    for batch, forecast in forecast_batches(model, dataset, times):
-        for group, total in zip(groups, totals, strict=True):
-            selected = np.isin(batch, group.times)
-            if selected.any():
-                steps = total.steps
-                targets = target_windows(dataset.readings, batch[selected], steps)
-                total.add(targets, forecast[selected, :steps], dataset.metadata.null_value)
-        done += batch.size
-        if progress:
-            progress(done, times.size)
+    # one pass over the validation samples scores them and (when asked) calibrates on them
+    validation_batches = scored_validation(model, dataset, plan, validation, counter)
+    calibration = None
+    if levels or calibrate:
+        calibration = calibrate_on_validation(model, dataset, plan, validation_batches)
+    for _ in validation_batches:  # what the calibration did not read: all or nothing
+        pass
+    # one pass over the test samples scores points and, with a calibration, intervals
+    bounds = None
+    if levels and calibration is not None:
+        bounds = [IntervalTotals(tuple(levels), max(g.steps)) for g in groups]
+        test_batches = replay_intervals(model, dataset, plan, calibration, levels)
+        counter.total = counter.done + replay_span(plan, calibration).size
+    else:
+        test_batches = (
+            (times, forecasts, None, None)
+            for times, forecasts in forecast_batches(model, dataset, plan.test_times)
+        )
+    for times, forecasts, lower, upper in test_batches:
+        add_test_batch(dataset, groups, points, bounds, times, forecasts, lower, upper)
+        counter.add(times.size)
     predict_seconds = time.perf_counter() - started
 
     count = len(plan.test_groups)
-    metrics = [t.pooled(g.steps) for g, t in zip(groups, totals, strict=True)]
-    calibration = calibrate_on_validation(model, dataset, plan) if levels or calibrate else None
-    if levels and calibration is not None:
-        scored = interval_metrics(model, dataset, plan, calibration, levels, groups[: count + 1])
-        for point, interval in zip(metrics, scored, strict=False):
-            point.update(interval)
+    metrics = [t.pooled(g.steps) for g, t in zip(groups, points, strict=True)]
+    metrics.append(validation.pooled(range(1, plan.horizon + 1)))
+    if bounds is not None:
+        for point, interval, group in zip(metrics, bounds, groups, strict=False):
+            point.update(interval.pooled(group.steps))
     minutes = dataset.step.total_seconds() / 60
     scores = tuple(
         HorizonScore(g.label, g.horizon_steps, g.horizon_steps * minutes, int(g.times.size), m)
@@ -372,3 +385,92 @@ def score_fitted(
         mape_threshold=float(mape_threshold),
         chosen=model.chosen_hyperparameters(),
     )
+
+
+@dataclass
+class SampleCounter:
+    """Samples forecast while scoring, reported to a progress callback as they grow."""
+
+    progress: SampleProgress | None
+    total: int
+    done: int = 0
+
+    def add(self, samples: int) -> None:
+        self.done += samples
+        if self.progress:
+            self.progress(self.done, self.total)
+
+
+def scored_validation(
+    model: Forecaster,
+    dataset: CityDataset,
+    plan: EvaluationPlan,
+    totals: ErrorTotals,
+    counter: SampleCounter,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(times, forecasts)`` of the plan's validation samples, each batch added to ``totals``
+    (all ``plan.horizon`` steps) as it passes, for a calibration to read the same forecasts.
+
+    Parameters
+    ----------
+    model
+        The fitted forecaster.
+    dataset
+        The whole dataset.
+    plan
+        Its validation samples are forecast.
+    totals
+        Receives the validation errors.
+    counter
+        Counts the samples forecast.
+    """
+    for times, forecasts in forecast_batches(model, dataset, plan.validation_times):
+        targets = target_windows(dataset.readings, times, plan.horizon)
+        totals.add(targets, forecasts, dataset.metadata.null_value)
+        counter.add(times.size)
+        yield times, forecasts
+
+
+def add_test_batch(
+    dataset: CityDataset,
+    groups: Sequence[ScoreGroup],
+    points: Sequence[ErrorTotals],
+    bounds: Sequence[IntervalTotals] | None,
+    times: np.ndarray,
+    forecasts: np.ndarray,
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+) -> None:
+    """Add one batch of forecasts (and intervals) to the totals of the groups whose samples
+    it holds.
+
+    Parameters
+    ----------
+    dataset
+        The whole dataset (the targets).
+    groups
+        The score groups (test horizons, average).
+    points
+        One point-error total per group.
+    bounds
+        One interval total per group, or ``None`` without intervals.
+    times
+        ``[b]`` sample times of the batch.
+    forecasts
+        ``[b h n]`` their forecasts.
+    lower, upper
+        ``[b K h n]`` their interval bounds, or ``None``.
+    """
+    null = dataset.metadata.null_value
+    for position, group in enumerate(groups):
+        scored = np.isin(times, group.times)
+        if not scored.any():
+            continue
+        rows = slice(None) if scored.all() else scored  # a slice copies nothing
+        steps = points[position].steps
+        targets = target_windows(dataset.readings, times[rows], steps)
+        forecast = forecasts[rows, :steps]
+        points[position].add(targets, forecast, null)
+        if bounds is not None and lower is not None and upper is not None:
+            low, high = lower[rows][:, :, :steps], upper[rows][:, :, :steps]
+            bounds[position].add(targets, forecast, low, high, null)

@@ -1,4 +1,4 @@
-"""Conformal intervals of a fitted model under a plan, and their metrics.
+"""Conformal intervals of a fitted model under a plan: calibration and replay.
 
 Calibration uses the validation samples' residuals whose target readings lie before the first
 test sample; the online update then replays every sample from there to the last test sample
@@ -8,14 +8,13 @@ would have arrived before it was issued.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from urbanflow.data.dataset import CityDataset
-from urbanflow.data.windows import batches, target_windows
-from urbanflow.evaluation.metrics import IntervalTotals
-from urbanflow.evaluation.protocol import EvaluationPlan, ScoreGroup
+from urbanflow.data.windows import batches
+from urbanflow.evaluation.protocol import EvaluationPlan
 from urbanflow.models.base import Forecaster
 from urbanflow.models.conformal import (
     Calibration,
@@ -34,7 +33,10 @@ of float32 forecasts, 64 MB of float64 bounds per level): 256 samples up to 2,70
 
 
 def calibrate_on_validation(
-    model: Forecaster, dataset: CityDataset, plan: EvaluationPlan
+    model: Forecaster,
+    dataset: CityDataset,
+    plan: EvaluationPlan,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Calibration | None:
     """The calibration at the first test sample, from the validation samples' forecasts;
     ``None`` when the validation samples leave no known residual at some horizon step before
@@ -48,6 +50,10 @@ def calibrate_on_validation(
         The whole dataset.
     plan
         The protocol: its validation samples calibrate, its first test sample is the cutoff.
+    batches
+        ``(times, forecasts)`` of the validation samples when the caller makes them anyway
+        (``score_fitted`` scores them on the way); read only when a calibration is made.
+        ``None`` (default): forecast here.
     """
     cutoff = int(plan.test_times.min())
     readings = dataset.readings[..., 0]
@@ -55,8 +61,10 @@ def calibrate_on_validation(
         return None
     cutoff_time = dataset.timestamps[min(cutoff, dataset.num_steps - 1)].isoformat()
     spread, dispersion = model.forecast_distribution()
+    if batches is None:
+        batches = forecast_batches(model, dataset, plan.validation_times)
     return calibrate_batches(
-        forecast_batches(model, dataset, plan.validation_times),
+        batches,
         plan.validation_times.size,
         readings,
         cutoff,
@@ -81,15 +89,15 @@ def replay_span(plan: EvaluationPlan, calibration: Calibration) -> np.ndarray:
     return calibration.replay_times(plan.input_len, int(plan.test_times.max()))
 
 
-def interval_metrics(
+def replay_intervals(
     model: Forecaster,
     dataset: CityDataset,
     plan: EvaluationPlan,
     calibration: Calibration,
     levels: Sequence[float],
-    groups: Sequence[ScoreGroup],
-) -> list[dict[str, float]]:
-    """Coverage, width, interval score per level and WIS for each score group.
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(times [b], forecasts [b h n], lower [b K h n], upper [b K h n])`` of the replay
+    span's samples in time order, each interval issued with the residuals known at its time.
 
     Parameters
     ----------
@@ -98,34 +106,19 @@ def interval_metrics(
     dataset
         The whole dataset.
     plan
-        The protocol.
+        The protocol (the replay ends at its last test sample).
     calibration
         From ``calibrate_on_validation``.
     levels
-        Interval levels in percent.
-    groups
-        The score groups (test horizons, average) to report.
+        Interval levels in percent (``K`` of them).
     """
     readings = dataset.readings[..., 0]
     state = OnlineConformal(calibration, levels)
-    totals = [IntervalTotals(tuple(levels), max(group.steps)) for group in groups]
     for times, forecasts in forecast_batches(
         model, dataset, replay_span(plan, calibration), len(levels)
     ):
         lower, upper = replay_batch(state, forecasts, times, readings)
-        for group, total in zip(groups, totals, strict=True):
-            scored = np.isin(times, group.times)
-            if scored.any():
-                rows = slice(None) if scored.all() else scored  # a slice copies nothing
-                steps = total.steps
-                total.add(
-                    target_windows(dataset.readings, times[rows], steps),
-                    forecasts[rows, :steps],
-                    lower[rows][:, :, :steps],
-                    upper[rows][:, :, :steps],
-                    dataset.metadata.null_value,
-                )
-    return [total.pooled(group.steps) for group, total in zip(groups, totals, strict=True)]
+        yield times, forecasts, lower, upper
 
 
 def forecast_batches(
