@@ -268,3 +268,16 @@ def test_the_command_fixes_glibcs_mmap_threshold_unless_the_user_set_one(monkeyp
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert fix_mmap_threshold() is True
+
+
+def test_a_command_budget_pays_for_what_came_before_training():
+    import time
+
+    from urbanflow.cli.common import training_options
+
+    started = time.perf_counter() - 30  # the command read its data for 30 s
+    options = training_options(None, 2.0, None, started=started)
+    assert options["time_budget_min"] == pytest.approx(1.5, abs=0.01)
+    spent = training_options(None, 0.25, None, started=started)["time_budget_min"]
+    assert 0 < spent < 1e-6  # nothing left: one step is still taken
+    assert training_options(None, 2.0, None)["time_budget_min"] == 2.0  # the fit's alone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,8 +47,17 @@ def training_options(
     time_budget: float | None,
     seed: int | None,
     loss: str | None = None,
+    started: float | None = None,
 ) -> dict[str, object]:
-    """Only the training options given, so that models without them are not offered them."""
+    """Only the training options given, so that models without them are not offered them.
+
+    ``started`` (``time.perf_counter()`` when the command began) makes ``--time-budget`` the
+    command's: what it spent before training (reading the data) comes out of the budget, and
+    training ends within the budget of the command's start. ``None``: the fit's alone.
+    """
+    if time_budget is not None and time_budget > 0 and started is not None:
+        spent = (time.perf_counter() - started) / 60
+        time_budget = max(time_budget - spent, 1e-9)  # spent already: one step is still taken
     given = {"max_epochs": max_epochs, "time_budget_min": time_budget, "seed": seed, "loss": loss}
     return {key: value for key, value in given.items() if value is not None}
 
@@ -55,6 +65,10 @@ def training_options(
 LOSS_HELP = (
     "Training loss: mae, huber, poisson, negative-binomial or tweedie "
     "(default: by the data's kind; poisson for counts)."
+)
+TIME_BUDGET_HELP = (
+    "Minutes from the command's start (reading the data included) to the end of training; "
+    "scoring and writing come after."
 )
 LEVELS_HELP = "Interval levels in percent, e.g. 80,90,95 (none: point forecasts only)."
 MAPE_THRESHOLD_HELP = (

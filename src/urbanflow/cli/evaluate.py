@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from urbanflow.cli.common import (
     LEVELS_HELP,
     LOSS_HELP,
     MAPE_THRESHOLD_HELP,
+    TIME_BUDGET_HELP,
     console,
     epoch_progress,
     load_bundle_and_data,
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
         protocol: Annotated[str, typer.Option(help="default or tgcn.")] = "default",
         max_epochs: Annotated[int | None, typer.Option(help="Neural models: epoch limit.")] = None,
         time_budget: Annotated[
-            float | None, typer.Option(help="Neural models: training minutes at most.")
+            float | None, typer.Option(help=f"Neural models: {TIME_BUDGET_HELP}")
         ] = None,
         seed: Annotated[int | None, typer.Option(help="Neural models: random seed.")] = None,
         loss: Annotated[str | None, typer.Option(help=f"Neural models: {LOSS_HELP}")] = None,
@@ -58,6 +60,7 @@ def register(app: typer.Typer) -> None:
         mape_threshold: Annotated[float | None, typer.Option(help=MAPE_THRESHOLD_HELP)] = None,
     ) -> None:
         """Fit a model on the training part and score it on the test part."""
+        started = time.perf_counter()
         interval_levels = parse_levels(levels)
         if model_dir is not None:
             from urbanflow.evaluation.bundles import rescore_bundle  # torch: only when needed
@@ -95,7 +98,7 @@ def register(app: typer.Typer) -> None:
                     data,
                     model,
                     plan,
-                    training_options(max_epochs, time_budget, seed, loss),
+                    training_options(max_epochs, time_budget, seed, loss, started),
                     progress=on_samples,
                     fit_progress=on_epoch,
                     levels=interval_levels,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
         protocol: Annotated[str, typer.Option(help="default or tgcn.")] = "default",
         input_len: Annotated[int, typer.Option(help="Input window length in steps.")] = 12,
         max_epochs: Annotated[int | None, typer.Option(help="Epoch limit.")] = None,
-        time_budget: Annotated[float | None, typer.Option(help="Training minutes at most.")] = None,
+        time_budget: Annotated[float | None, typer.Option(help=common.TIME_BUDGET_HELP)] = None,
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
         loss: Annotated[str | None, typer.Option(help=common.LOSS_HELP)] = None,
         levels: Annotated[str, typer.Option(help=common.LEVELS_HELP)] = ",".join(
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
         ] = 1,
     ) -> None:
         """Train a neural model under a protocol and write a bundle with its test metrics."""
+        started = time.perf_counter()
         interval_levels = parse_levels(levels)
         from urbanflow.training import distributed  # torch: imported when used
 
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
         data = load_dataset(dataset)
         plan = make_plan(protocol, data.num_steps, input_len, step=data.step)
-        options = common.training_options(max_epochs, time_budget, seed, loss)
+        options = common.training_options(max_epochs, time_budget, seed, loss, started)
         ranks = distributed.start()  # a rank of torchrun joins its process group
         try:
             if not ranks.is_main:  # trains its share; rank 0 prints and writes the bundle
