@@ -284,8 +284,11 @@ def train(
     )
     validation_times = validation_sample(validation_times, num_sensors)
     # until the first pass is timed, a validation window is taken to cost a third of a
-    # training window (forward only): a pass then costs this many steps
-    validation_share = len(validation_times) * blocks_per_batch / (3 * options.batch_size)
+    # training window (forward only): a pass then costs this many steps, each of which trains
+    # on one rank's share of a batch while every rank validates every sample
+    validation_share = (
+        len(validation_times) * blocks_per_batch * ranks.world_size / (3 * options.batch_size)
+    )
     report = TrainingReport(processes=ranks.world_size)
     best_state = copy.deepcopy(network.state_dict())
     started = time.perf_counter()
