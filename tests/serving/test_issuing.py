@@ -312,3 +312,53 @@ def test_one_sensor_of_the_forecast_in_memory_is_answered_without_a_worker_threa
     expected = [p for p in every["data"] if p["sensor_id"] == "773869" and p["horizon_steps"] == 3]
     assert one["data"] == expected and one["issued_at"] == every["issued_at"]
     assert again == every
+
+
+def test_plain_reads_of_the_forecast_in_memory_are_answered_before_routing(
+    los_loop_bundle, los_loop, tmp_path
+):
+    import asyncio
+
+    with app_client(los_loop_bundle, tmp_path / "s.duckdb") as client:
+        post(client, reading_rows(los_loop, HOUR))
+        caught_up(client)
+        client.get("/v1/forecasts")  # loads the stored forecast into memory
+        service = client.app.state.service
+        forecast = service.forecast_in_memory()
+        routed: list[bytes] = []
+
+        async def route(scope, receive, send) -> None:
+            routed.append(scope["query_string"])
+
+        def read(query: bytes, method: str = "GET", path: str = "/v1/forecasts"):
+            sent: list[dict] = []
+
+            async def send(message) -> None:
+                sent.append(message)
+
+            scope = {"type": "http", "method": method, "path": path, "query_string": query}
+            scope["app"] = client.app
+            asyncio.run(forecasts.QuickForecastReads(route)(scope, None, send))
+            return sent
+
+        sent = read(b"sensor=773869&horizon=3")
+        assert not routed and sent[0]["status"] == 200
+        assert sent[1]["body"] == forecast_answer(service.model, forecast, 3, "773869")
+        assert dict(sent[0]["headers"])[b"content-length"] == b"%d" % len(sent[1]["body"])
+        assert read(b"sensor=773869")[1]["body"] == forecast_answer(
+            service.model, forecast, None, "773869"
+        )
+        passed = [
+            b"sensor=nowhere",
+            b"sensor=773869&horizon=13",
+            b"sensor=773869&horizon=0",
+            b"sensor=773869&horizon=x",
+            b"sensor=773869&sensor=773869",
+            b"sensor=773869&issued_at=2012-01-01T00:00",
+            b"horizon=3",  # every sensor, not built yet
+        ]
+        for query in passed:
+            assert read(query) == [], query
+        assert read(b"sensor=773869", method="POST") == []
+        assert read(b"sensor=773869", path="/v1/forecasts/") == []
+    assert routed == [*passed, b"sensor=773869", b"sensor=773869"]

@@ -103,6 +103,7 @@ def create_app(settings: ServeSettings, service: LiveService | None = None) -> F
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=dashboard.ASSETS, check_dir=False), name="static")
+    app.add_middleware(forecasts.QuickForecastReads)
 
     @app.exception_handler(UrbanflowError)
     async def user_error(request: Request, error: UrbanflowError) -> JSONResponse:

@@ -9,14 +9,19 @@ points; docs/benchmarks.md). An answer already built, or one sensor's (a fractio
 millisecond), is returned from the event loop itself when the newest forecast is in memory:
 handing it to a worker thread cost more than making it, and under many clients the thread
 waited for the interpreter lock (``?sensor=`` p99 at 10,000 sensors, docs/benchmarks.md).
+Such a read never reaches FastAPI's routing: :class:`QuickForecastReads` answers it first,
+since routing, parameter checks and dependencies cost several times the answer; every other
+request, error included, goes to the route.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pandas as pd
@@ -85,6 +90,75 @@ class ForecastAnswers:
         if body is None and sensor is not None and (model.capacity is None or built.capacity_made):
             body = self.answer(model, forecast, horizon, sensor)
         return body
+
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+QUICK_QUERY = frozenset({"sensor", "horizon"})
+"""The parameters a read answered before routing may give (each once)."""
+
+
+class QuickForecastReads:
+    """ASGI middleware: answers ``GET /v1/forecasts`` with ``sensor`` and ``horizon`` (or
+    neither) from the newest forecast in memory when :meth:`ForecastAnswers.quick` has the
+    answer, the bytes the route would send; anything else goes on to the app unchanged.
+
+    Parameters
+    ----------
+    app
+        The ASGI app the other requests go to.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: Message,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        body = None
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == router.prefix:
+            body = quick_answer(scope["app"].state, scope["query_string"])
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def quick_answer(state: Any, query_string: bytes) -> bytes | None:
+    """The answer of a plain one-sensor (or already built) read of the newest forecast in
+    memory, else None: the route then answers, and says what is wrong with the request.
+
+    Parameters
+    ----------
+    state
+        The app's state: its ``service`` (none before start-up) and ``forecast_answers``.
+    query_string
+        The request's raw query.
+    """
+    service = getattr(state, "service", None)
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    query = dict(pairs)
+    if service is None or len(query) < len(pairs) or not query.keys() <= QUICK_QUERY:
+        return None
+    model = service.model
+    sensor, horizon = query.get("sensor"), query.get("horizon")
+    steps = int(horizon) if horizon is not None and horizon.isascii() and horizon.isdigit() else 0
+    if sensor is not None and not model.knows(sensor):
+        return None
+    if horizon is not None and not 1 <= steps <= model.horizon:
+        return None
+    forecast = service.forecast_in_memory()
+    if forecast is None:
+        return None
+    return state.forecast_answers.quick(model, forecast, steps or None, sensor)
 
 
 async def get_answers(request: Request) -> ForecastAnswers:
