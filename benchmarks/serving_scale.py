@@ -1,7 +1,7 @@
 """Live service at city scale: one step of every sensor, per-sensor reads, store size, start-up.
 
     .venv/bin/python benchmarks/serving_scale.py --dataset /tmp/scale/roads-10000 \\
-        --model-dir DIR [--history 100] [--steps 20] [--clients 8] [--requests 100]
+        --model-dir DIR [--history 100] [--steps 20] [--clients 8] [--requests 300]
 
 Issue 11 §4 on a synthetic road city (``urbanflow datasets synth roads --sensors N --days 28
 --seed 0 --out DIR``) and a bundle trained on it (``urbanflow train --dataset DIR --model stid
@@ -17,10 +17,13 @@ subprocess on 127.0.0.1 (fresh store, ``OMP_NUM_THREADS=1``), driven over loopba
    sending the POST to seeing its forecast stored (the POST's own time too);
 4. reads: ``GET /v1/forecasts?sensor=<id>`` from ``--clients`` keep-alive clients ×
    ``--requests`` each, each request a different sensor (a seeded shuffle), nothing posted
-   meanwhile, each load other sensors than the loads before; then ``?sensor=<id>&horizon=3``;
-   both from client threads of this process,
-   then again from client processes (``serving.process_load``: threads share the interpreter
-   lock, whose waits add to the latencies they measure);
+   meanwhile, each load other sensors than the loads before (while the city has enough of
+   them: 4 loads × 8 × 300 = 9,600 sensors); then ``?sensor=<id>&horizon=3``; both from lean
+   clients in processes of their own (``serving.process_load``, the standard library's
+   ``http.client``), then from httpx clients in threads of this process. The p99 target is
+   judged on the processes: the threads share the interpreter lock and httpx costs about
+   0.5 ms of CPU a request, both measured as latency on a machine whose 2 cores the clients
+   share with the server;
 5. store: the server stopped, the readings table copied alone in time order into a fresh DuckDB
    file: MB per million readings.
 
@@ -52,10 +55,10 @@ from urbanflow.serving.schemas import MAX_ROWS
 
 MB = 1e6
 READS = (  # name, query suffix, load: each request another sensor
+    ("sensor_processes", "", process_load),  # judged: first, so they read fresh sensors
+    ("sensor_horizon_3_processes", "&horizon=3", process_load),
     ("sensor", "", cached_load),
     ("sensor_horizon_3", "&horizon=3", cached_load),
-    ("sensor_processes", "", process_load),
-    ("sensor_horizon_3_processes", "&horizon=3", process_load),
 )
 
 
@@ -120,7 +123,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=100, help="steps posted before timing")
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=100, help="GETs a client")
+    parser.add_argument("--requests", type=int, default=300, help="GETs a client")
     parser.add_argument("--seed", type=int, default=0, help="order of the sensors read")
     parser.add_argument(
         "--keep-forecasts",
@@ -237,7 +240,8 @@ def render(meta: dict[str, object], result: dict[str, object]) -> str:
             f"| GET /v1/forecasts{label}, {f['clients']} {kind} × {f['requests'] // f['clients']}"
             f", p50 / p99 / max | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} / {f['max_ms']:.1f} ms, "
             f"{f['requests_per_s']:.0f} requests/s; server CPU "
-            f"{f['server_cpu_ms_per_request']:.2f} ms a request | p99 ≤ 10 ms |"
+            f"{f['server_cpu_ms_per_request']:.2f} ms a request | "
+            f"{'p99 ≤ 10 ms' if load is process_load else '– (the clients’ own cost)'} |"
         )
     lines += [
         f"| readings table, {store['readings']:,} readings | "
