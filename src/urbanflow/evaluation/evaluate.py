@@ -389,13 +389,30 @@ def score_fitted(
 
 @dataclass
 class SampleCounter:
-    """Samples forecast while scoring, reported to a progress callback as they grow."""
+    """Samples forecast while scoring, reported to a progress callback as they grow.
+
+    Parameters
+    ----------
+    progress
+        Called with (samples done, samples in all) after each batch; ``None``: silent.
+    total
+        Samples in all (it may be revised once the test pass is known).
+    done
+        Samples forecast so far (default 0).
+    """
 
     progress: SampleProgress | None
     total: int
     done: int = 0
 
     def add(self, samples: int) -> None:
+        """Count ``samples`` more and report.
+
+        Parameters
+        ----------
+        samples
+            Samples of the batch just forecast.
+        """
         self.done += samples
         if self.progress:
             self.progress(self.done, self.total)
