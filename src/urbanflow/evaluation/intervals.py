@@ -36,7 +36,7 @@ def calibrate_on_validation(
     model: Forecaster,
     dataset: CityDataset,
     plan: EvaluationPlan,
-    batches: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
+    forecasts: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Calibration | None:
     """The calibration at the first test sample, from the validation samples' forecasts;
     ``None`` when the validation samples leave no known residual at some horizon step before
@@ -50,9 +50,9 @@ def calibrate_on_validation(
         The whole dataset.
     plan
         The protocol: its validation samples calibrate, its first test sample is the cutoff.
-    batches
-        ``(times, forecasts)`` of the validation samples when the caller makes them anyway
-        (``score_fitted`` scores them on the way); read only when a calibration is made.
+    forecasts
+        ``(times, forecasts)`` batches of the validation samples when the caller makes them
+        anyway (``score_fitted`` scores them on the way); read only when a calibration is made.
         ``None`` (default): forecast here.
     """
     cutoff = int(plan.test_times.min())
@@ -61,10 +61,10 @@ def calibrate_on_validation(
         return None
     cutoff_time = dataset.timestamps[min(cutoff, dataset.num_steps - 1)].isoformat()
     spread, dispersion = model.forecast_distribution()
-    if batches is None:
-        batches = forecast_batches(model, dataset, plan.validation_times)
+    if forecasts is None:
+        forecasts = forecast_batches(model, dataset, plan.validation_times)
     return calibrate_batches(
-        batches,
+        forecasts,
         plan.validation_times.size,
         readings,
         cutoff,
