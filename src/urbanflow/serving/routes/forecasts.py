@@ -6,12 +6,12 @@ false in the answer).
 Answers are built as JSON bytes once per forecast and query, off the event loop: rebuilding a
 cached all-sensor answer for every request cost ~20 ms of event-loop time (2,484 Pydantic
 points; docs/benchmarks.md). An answer already built, or one sensor's (a fraction of a
-millisecond), is returned from the event loop itself when the newest forecast is in memory:
-handing it to a worker thread cost more than making it, and under many clients the thread
-waited for the interpreter lock (``?sensor=`` p99 at 10,000 sensors, docs/benchmarks.md).
-Such a read never reaches FastAPI's routing: :class:`QuickForecastReads` answers it first,
-since routing, parameter checks and dependencies cost several times the answer; every other
-request, error included, goes to the route.
+millisecond), is returned from the event loop itself when the newest forecast is in memory,
+before FastAPI's routing (:class:`QuickForecastReads`): handing it to a worker thread cost
+more than making it, and under many clients the thread waited for the interpreter lock;
+routing, parameter checks and dependencies cost several times the answer (``?sensor=`` p99
+at 10,000 sensors, docs/benchmarks.md). Every other request, error included, goes to the
+route.
 """
 
 from __future__ import annotations
@@ -199,12 +199,10 @@ async def get_forecasts(
             lambda: forecast_answer(model, service.issued(when), horizon, sensor)
         )
         return Response(content=body, media_type="application/json")
-    in_memory = service.forecast_in_memory()
-    body = None if in_memory is None else answers.quick(model, in_memory, horizon, sensor)
-    if body is None:
-        body = await run_in_threadpool(
-            lambda: answers.answer(model, service.forecast(), horizon, sensor)
-        )
+    # QuickForecastReads answered the plain reads it could; the rest are built off the loop
+    body = await run_in_threadpool(
+        lambda: answers.answer(model, service.forecast(), horizon, sensor)
+    )
     return Response(content=body, media_type="application/json")
 
 
